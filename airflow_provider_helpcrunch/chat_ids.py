@@ -1,0 +1,172 @@
+"""Turn whatever upstream tasks pushed to XCom into a clean list of HelpCrunch chat IDs."""
+
+from __future__ import annotations
+
+import ast
+import json
+import numbers
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from airflow_provider_helpcrunch.exceptions import HelpCrunchError
+
+_SEPARATORS = re.compile(r"[\s,;]+")
+_MAX_LISTED = 20
+_MAX_REPR = 60
+
+
+class InvalidChatIdsError(HelpCrunchError, ValueError):
+    """Some items are not chat IDs; nothing was sent. ``invalid`` holds ``(position, value, reason)``."""
+
+    def __init__(self, invalid: list[tuple[str, Any, str]], total_valid: int) -> None:
+        self.invalid = invalid
+        listed = ", ".join(
+            f"{position or 'value'}={_short_repr(value)} ({reason})"
+            for position, value, reason in invalid[:_MAX_LISTED]
+        )
+        more = f", and {len(invalid) - _MAX_LISTED} more" if len(invalid) > _MAX_LISTED else ""
+        super().__init__(
+            f"{len(invalid)} invalid chat ID(s); nothing was sent to HelpCrunch. Expected positive integers, "
+            f"numeric strings or chat dicts with an 'id' (valid ones seen: {total_valid}). "
+            f"Invalid: {listed}{more}"
+        )
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
+
+
+class ChatIds:
+    """
+    The chat IDs found in one XCom value: ``ids`` (unique, first-seen order) and ``nulls`` (``None`` items).
+
+    Use :func:`normalize_chat_ids`, which raises on any invalid item.
+    """
+
+    __slots__ = ("_seen", "invalid", "nulls", "received")
+
+    def __init__(self) -> None:
+        self._seen: dict[int, None] = {}
+        self.invalid: list[tuple[str, Any, str]] = []
+        self.nulls = 0
+        self.received = 0
+
+    @property
+    def ids(self) -> list[int]:
+        return list(self._seen)
+
+    def add_value(self, value: Any, position: str = "") -> None:
+        """Add one XCom value (any supported shape). ``None`` and empty values add nothing."""
+        if value is None:
+            return
+        if isinstance(value, str):
+            self._add_text(value, position, top_level=True)
+        elif isinstance(value, Mapping):
+            self._add_item(value, position)
+        elif isinstance(value, Iterable) and not isinstance(value, (bytes, bytearray)):
+            self._add_items(value, position)
+        else:
+            self._add_item(value, position)
+
+    def _add_items(self, items: Iterable[Any], prefix: str) -> None:
+        seen = self._seen
+        for index, item in enumerate(items):
+            # Fast path for the common case: a flat list of positive ints.
+            if type(item) is int and item > 0:
+                self.received += 1
+                seen[item] = None
+            else:
+                self._add_item(item, f"{prefix}[{index}]")
+
+    def _add_item(self, item: Any, position: str) -> None:
+        if item is None:
+            self.nulls += 1
+        elif isinstance(item, bool):
+            self._reject(position, item, "bool")
+        elif isinstance(item, numbers.Integral):
+            self._add_int(int(item), item, position)
+        elif isinstance(item, float):
+            if item.is_integer():
+                self._add_int(int(item), item, position)
+            else:
+                self._reject(position, item, "not a whole number")
+        elif isinstance(item, str):
+            self._add_text(item, position, top_level=False)
+        elif isinstance(item, Mapping):
+            if "id" not in item:
+                self._reject(position, item, "dict without 'id'")
+            else:
+                chat_id = item["id"]
+                if isinstance(chat_id, (Mapping, list, tuple)) or chat_id is None:
+                    self._reject(f"{position}['id']", chat_id, "not a chat ID")
+                else:
+                    self._add_item(chat_id, f"{position}['id']")
+        elif isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
+            self._add_items(item, position)
+        else:
+            self._reject(position, item, f"unsupported type {type(item).__name__}")
+
+    def _add_int(self, chat_id: int, original: Any, position: str) -> None:
+        if chat_id <= 0:
+            self._reject(position, original, "not positive")
+        else:
+            self.received += 1
+            self._seen[chat_id] = None
+
+    def _add_text(self, text: str, position: str, *, top_level: bool) -> None:
+        stripped = text.strip()
+        if stripped.isdigit():
+            self._add_int(int(stripped), text, position)
+            return
+        if top_level and stripped in ("", "None", "null", "[]", "()"):
+            return
+        if stripped[:1] in "[({" and stripped:
+            parsed = _parse_literal(stripped)
+            if parsed is not _UNPARSED:
+                self.add_value(parsed, position)
+                return
+        parts = [part for part in _SEPARATORS.split(stripped) if part]
+        if len(parts) > 1 and all(part.isdigit() for part in parts):
+            for index, part in enumerate(parts):
+                self._add_int(int(part), part, f"{position}[{index}]")
+            return
+        self._reject(position, text, "not a number" if stripped else "empty string")
+
+    def _reject(self, position: str, value: Any, reason: str) -> None:
+        self.invalid.append((position, value, reason))
+
+
+_UNPARSED = object()
+
+
+def _parse_literal(text: str) -> Any:
+    """JSON first (what XCom holds), then a Python literal (what Jinja renders a list of dicts to)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return _UNPARSED
+
+
+def normalize_chat_ids(*values: Any) -> ChatIds:
+    """
+    Collect chat IDs from XCom values of any supported shape.
+
+    Accepted: ints; numeric strings; chat dicts with an ``"id"``; lists, tuples and lazy sequences of
+    those, nested to any depth (results of mapped tasks); and strings holding a JSON or Python list, or
+    IDs separated by commas or spaces (what a Jinja template renders to). Duplicates are kept once, in
+    first-seen order; ``None`` values add nothing.
+
+    :raises InvalidChatIdsError: naming every invalid item and its position, before anything is sent.
+    """
+    collected = ChatIds()
+    for index, value in enumerate(values):
+        collected.add_value(value, f"source {index}: " if len(values) > 1 else "")
+    if collected.invalid:
+        raise InvalidChatIdsError(collected.invalid, len(collected._seen))
+    return collected

@@ -1,0 +1,225 @@
+"""Operators for HelpCrunch."""
+
+from __future__ import annotations
+
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator
+
+from airflow_provider_helpcrunch.chat_ids import normalize_chat_ids
+from airflow_provider_helpcrunch.exceptions import (
+    HelpCrunchConfigError,
+    HelpCrunchError,
+    HelpCrunchNotFoundError,
+)
+from airflow_provider_helpcrunch.hooks.helpcrunch import READ_ENDPOINTS, HelpCrunchHook
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.providers.common.compat.sdk import Context
+
+ON_MISSING_CHOICES = ("fail", "skip")
+_MAX_IDS_IN_MESSAGE = 50
+
+
+def _id_list(ids: Sequence[int]) -> str:
+    shown = ", ".join(str(i) for i in ids[:_MAX_IDS_IN_MESSAGE])
+    more = f", ... ({len(ids) - _MAX_IDS_IN_MESSAGE} more)" if len(ids) > _MAX_IDS_IN_MESSAGE else ""
+    return f"[{shown}{more}]"
+
+
+class MarkChatReadOperator(BaseOperator):
+    """
+    Mark HelpCrunch chats read (or unread), by the agent or by the customer.
+
+    The chat IDs usually come from an upstream task through XCom: pass its output (``chat_ids=find()``
+    or ``chat_ids=op.output``), a Jinja string (``"{{ ti.xcom_pull(task_ids='find') }}"``), or name the
+    tasks in ``xcom_task_ids``. Items may be ints, numeric strings, chat dicts with an ``"id"``, or
+    lists of those nested to any depth; duplicates are marked once. Invalid items fail the task before
+    anything is sent.
+
+    A chat HelpCrunch does not know (404) is recorded and the run goes on; ``on_missing`` decides what
+    that does at the end. An auth error stops at once; a 429, 5xx or network error that outlives the
+    hook's retries stops the task, saying how many chats were marked and which one failed.
+
+    Returns (XCom ``return_value``): ``{"marked": [...], "missing": [...], "by": ..., "read": ...,
+    "requested": n}``.
+
+    :param chat_ids: the chats to mark (templated). ``None`` or empty marks nothing and succeeds.
+    :param by: ``"agent"`` or ``"customer"`` (templated).
+    :param read: ``True`` marks read, ``False`` marks unread.
+    :param on_missing: ``"fail"`` (default) fails the task at the end if any chat was not found;
+        ``"skip"`` logs a warning and succeeds.
+    :param xcom_task_ids: task ID(s) to pull chat IDs from, added to ``chat_ids`` (templated).
+    :param xcom_key: the XCom key to pull with ``xcom_task_ids`` (templated).
+    :param helpcrunch_conn_id: the Airflow connection with the HelpCrunch API key.
+    :param requests_per_minute: overrides the connection's pace (e.g. a share of the limit per mapped task).
+    :param timeout: overrides the connection's timeout, in seconds.
+    :param max_retries: overrides the connection's retries per request.
+    :param progress_interval: seconds between two progress lines in the task log.
+    """
+
+    template_fields: Sequence[str] = ("chat_ids", "by", "xcom_task_ids", "xcom_key")
+    ui_color = "#d9e8ff"
+    ui_fgcolor = "#0b2a5b"
+
+    def __init__(
+        self,
+        *,
+        chat_ids: Any = None,
+        by: str = "agent",
+        read: bool = True,
+        on_missing: str = "fail",
+        xcom_task_ids: str | list[str] | None = None,
+        xcom_key: str = "return_value",
+        helpcrunch_conn_id: str = HelpCrunchHook.default_conn_name,
+        requests_per_minute: int | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        progress_interval: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_missing not in ON_MISSING_CHOICES:
+            raise ValueError(f"on_missing must be 'fail' or 'skip', got {on_missing!r}")
+        if not isinstance(read, bool):
+            raise ValueError(f"read must be True or False, got {read!r}")
+        if isinstance(by, str) and "{{" not in by and by not in READ_ENDPOINTS:
+            raise ValueError(f"by must be 'agent' or 'customer', got {by!r}")
+        self.chat_ids = chat_ids
+        self.by = by
+        self.read = read
+        self.on_missing = on_missing
+        self.xcom_task_ids = xcom_task_ids
+        self.xcom_key = xcom_key
+        self.helpcrunch_conn_id = helpcrunch_conn_id
+        self.requests_per_minute = requests_per_minute
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.progress_interval = progress_interval
+
+    @cached_property
+    def hook(self) -> HelpCrunchHook:
+        return HelpCrunchHook(
+            helpcrunch_conn_id=self.helpcrunch_conn_id,
+            requests_per_minute=self.requests_per_minute,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        by = self.by
+        if by not in READ_ENDPOINTS:
+            raise HelpCrunchConfigError(f"by must be 'agent' or 'customer', got {by!r}")
+        sources = [self.chat_ids]
+        if self.xcom_task_ids:
+            sources.append(context["ti"].xcom_pull(task_ids=self.xcom_task_ids, key=self.xcom_key))
+        collected = normalize_chat_ids(*sources)
+        if collected.nulls:
+            self.log.warning("Ignored %d null item(s) in the chat IDs received", collected.nulls)
+        chat_ids = collected.ids
+        if collected.received > len(chat_ids):
+            self.log.info("%d duplicate chat ID(s) will be marked once", collected.received - len(chat_ids))
+        result: dict[str, Any] = {
+            "marked": [],
+            "missing": [],
+            "by": by,
+            "read": self.read,
+            "requested": len(chat_ids),
+        }
+        if not chat_ids:
+            self.log.info("No chat IDs to mark; nothing was sent to HelpCrunch.")
+            return result
+
+        verb = "read" if self.read else "unread"
+        settings = self.hook.settings
+        self.log.info(
+            "Marking %d chat(s) %s by %s at up to %d requests/min (%s)",
+            len(chat_ids),
+            verb,
+            by,
+            settings.requests_per_minute,
+            settings.base_url,
+        )
+        marked: list[int] = result["marked"]
+        missing: list[int] = result["missing"]
+        started = last_report = time.monotonic()
+        try:
+            for position, chat_id in enumerate(chat_ids):
+                try:
+                    self.hook.mark_chat_read(chat_id, by=by, read=self.read)
+                except HelpCrunchNotFoundError:
+                    missing.append(chat_id)
+                    self.log.warning("Chat %d was not found in HelpCrunch", chat_id)
+                except HelpCrunchError as err:
+                    raise self._stopped(err, chat_id, position, chat_ids, marked, missing) from err
+                else:
+                    marked.append(chat_id)
+                now = time.monotonic()
+                if now - last_report >= self.progress_interval:
+                    last_report = now
+                    self._log_progress(position + 1, len(chat_ids), len(missing), now - started)
+        finally:
+            self.hook.close()
+
+        elapsed = time.monotonic() - started
+        self.log.info(
+            "Done: %d of %d chat(s) marked %s by %s, %d missing, in %.1f s (%.1f requests/min, limit %d)",
+            len(marked),
+            len(chat_ids),
+            verb,
+            by,
+            len(missing),
+            elapsed,
+            _per_minute(len(chat_ids), elapsed),
+            settings.requests_per_minute,
+        )
+        if missing:
+            message = (
+                f"{len(missing)} of {len(chat_ids)} chat(s) were not found in HelpCrunch: "
+                f"{_id_list(missing)}; "
+                f"the other {len(marked)} were marked {verb} by {by}."
+            )
+            if self.on_missing == "fail":
+                raise HelpCrunchNotFoundError(message + " Set on_missing='skip' to let this succeed.")
+            self.log.warning(message)
+        return result
+
+    def _log_progress(self, done: int, total: int, missing: int, elapsed: float) -> None:
+        rate = _per_minute(done, elapsed)
+        left = (total - done) / rate * 60 if rate else float("nan")
+        self.log.info(
+            "Progress: %d/%d chats (%.0f%%), %d missing, %.1f requests/min, about %.0f s left",
+            done,
+            total,
+            100 * done / total,
+            missing,
+            rate,
+            left,
+        )
+
+    def _stopped(
+        self,
+        err: HelpCrunchError,
+        chat_id: int,
+        position: int,
+        chat_ids: list[int],
+        marked: list[int],
+        missing: list[int],
+    ) -> HelpCrunchError:
+        """The same kind of error, saying what was done before the stop and what was not."""
+        not_done = chat_ids[position:]
+        message = (
+            f"Stopped at chat {chat_id} ({position + 1} of {len(chat_ids)}): {len(marked)} chat(s) were "
+            f"marked before the stop, {len(missing)} not found, {len(not_done)} not done "
+            f"{_id_list(not_done)}. Cause: {err}"
+        )
+        self.log.error(message)
+        return type(err)(message, status_code=err.status_code, errors=err.errors, chat_id=err.chat_id)
+
+
+def _per_minute(count: int, seconds: float) -> float:
+    return count / seconds * 60 if seconds > 0 else 0.0

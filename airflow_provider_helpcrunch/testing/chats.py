@@ -1,0 +1,181 @@
+"""Seeded, realistic HelpCrunch chats and the search semantics of ``POST /chats/search``."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from airflow_provider_helpcrunch.timestamps import timestamp_seconds
+
+STATUSES = ("new", "opened", "pending", "on hold", "no communication", "closed", "empty")
+SORT_FIELDS = ("chats.createdAt", "chats.lastCustomerMessageAt", "chats.lastMessageAt", "chats.closedAt")
+OPERATORS = ("=", "!=", ">", "<", ">=", "<=", "~", "!~")
+
+# Search fields and the type HelpCrunch wants their value in ("the query fails" otherwise).
+SEARCH_FIELDS: dict[str, str] = {
+    "chats.assignee": "int",
+    "chats.agents": "int",
+    "chats.department": "int",
+    "chats.customer": "int",
+    "chats.createdAt": "timestamp",
+    "chats.updatedAt": "timestamp",
+    "chats.closedAt": "timestamp",
+    "chats.status": "str",
+    "chats.rating": "str",
+    "chats.customer.email": "str",
+    "chats.customer.tagsData": "str",
+}
+
+_AGENTS = [
+    {"id": 11, "name": "Olena Koval", "email": "olena@example.com", "role": "admin"},
+    {"id": 12, "name": "Marc Dubois", "email": "marc@example.com", "role": "agent"},
+    {"id": 13, "name": "Aiko Tanaka", "email": "aiko@example.com", "role": "agent"},
+    {"id": 14, "name": "Sam Okafor", "email": "sam@example.com", "role": "agent"},
+]
+_DEPARTMENTS = [{"id": 1, "name": "Support"}, {"id": 2, "name": "Billing"}, {"id": 3, "name": "Sales"}]
+_FIRST = ("Ana", "Ben", "Chloe", "Dmytro", "Eva", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kira", "Luis")
+_LAST = ("Moreau", "Nowak", "Silva", "Berg", "Khan", "Rossi", "Meyer", "Ito", "Garcia", "Novak")
+_TEXTS = (
+    "Thanks, that fixed it!",
+    "Can I get a refund for last month?",
+    "The invoice shows the wrong VAT number.",
+    "How do I export my data?",
+    "Is there an API limit?",
+    "Great, have a nice day",
+)
+_TAGS = ("vip", "trial", "churn-risk", "beta")
+# The three ways HelpCrunch writes a UNIX timestamp.
+_FORMATS = (int, str, lambda seconds: f"{seconds}.000")
+
+
+def make_chats(count: int, *, seed: int = 0, first_id: int = 5200, now: int = 1_764_000_000) -> list[dict]:
+    """``count`` chats, the same for the same seed, with ids from ``first_id`` and times before ``now``."""
+    rng = random.Random(seed)
+    return [_make_chat(rng, first_id + index, now) for index in range(count)]
+
+
+def _stamp(rng: random.Random, seconds: int) -> Any:
+    return rng.choice(_FORMATS)(seconds)
+
+
+def _make_chat(rng: random.Random, chat_id: int, now: int) -> dict[str, Any]:
+    created = now - rng.randint(3_600, 90 * 86_400)
+    status = rng.choices(STATUSES, weights=(2, 4, 2, 1, 1, 8, 1))[0]
+    closed = created + rng.randint(300, 10 * 86_400) if status == "closed" else None
+    last_message = min(now, (closed or created) + rng.randint(0, 3_600))
+    first, last = rng.choice(_FIRST), rng.choice(_LAST)
+    customer_id = 900_000 + rng.randint(1, 99_999)
+    agents = rng.sample(_AGENTS, rng.randint(0, 2))
+    assignee = agents[0] if agents and status != "new" else None
+    return {
+        "id": chat_id,
+        "status": status,
+        "closedBy": rng.choice(("agent", "customer", "system")) if closed else None,
+        "rating": rng.choice((None, None, "good", "average", "poor")) if closed else None,
+        "readByAgent": status == "closed" and rng.random() < 0.3,
+        "readByCustomer": rng.random() < 0.6,
+        "createdWith": rng.choice(("widget", "widget", "email", "api")),
+        "createdAt": _stamp(rng, created),
+        "closedAt": _stamp(rng, closed) if closed else None,
+        "lastMessageAt": _stamp(rng, last_message),
+        "lastCustomerMessageAt": _stamp(rng, last_message - rng.randint(0, 600)),
+        "snoozedUntil": _stamp(rng, now + 86_400) if status == "on hold" else None,
+        "lastMessageText": rng.choice(_TEXTS),
+        "lastMessageId": chat_id * 10 + rng.randint(1, 9),
+        "applicationId": 1,
+        "lastCommunicatedAgentId": assignee["id"] if assignee else None,
+        "agents": agents,
+        "customer": {
+            "id": customer_id,
+            "name": f"{first} {last}",
+            "email": f"{first}.{last}{customer_id % 1000}@example.org".lower(),
+            "userId": f"user-{customer_id}",
+            "tagsData": rng.sample(_TAGS, rng.randint(0, 2)),
+        },
+        "assignee": assignee,
+        "department": rng.choice((None, *_DEPARTMENTS)),
+        "updatedAt": _stamp(rng, last_message),
+    }
+
+
+class FilterError(ValueError):
+    """A search filter HelpCrunch would refuse (the stand-in answers 400)."""
+
+
+def check_filter(entry: Any) -> tuple[str, str, Any]:
+    """Validate one ``{"field", "operator", "value"}`` filter as HelpCrunch does."""
+    if not isinstance(entry, dict) or not {"field", "operator", "value"} <= entry.keys():
+        raise FilterError(f"Filter must have field, operator and value: {entry!r}")
+    field, operator, value = entry["field"], entry["operator"], entry["value"]
+    if field not in SEARCH_FIELDS:
+        raise FilterError(f"Unknown filter field {field!r}")
+    if operator not in OPERATORS:
+        raise FilterError(f"Unknown filter operator {operator!r}")
+    kind = SEARCH_FIELDS[field]
+    if kind in ("int", "timestamp") and (isinstance(value, bool) or not isinstance(value, int)):
+        raise FilterError(f"The value of {field} has to be an integer, got {value!r}")
+    if kind == "str" and not isinstance(value, str):
+        raise FilterError(f"The value of {field} has to be a string, got {value!r}")
+    return field, operator, value
+
+
+def _field_values(chat: dict, field: str) -> list[Any]:
+    """The chat's values for a search field (a list: ``chats.agents`` has several)."""
+    name = field.removeprefix("chats.")
+    if name in ("assignee", "department", "customer"):
+        ref = chat.get(name)
+        return [ref["id"]] if ref else []
+    if name == "agents":
+        return [agent["id"] for agent in chat.get("agents") or []]
+    if name == "customer.email":
+        return [(chat.get("customer") or {}).get("email")]
+    if name == "customer.tagsData":
+        return list((chat.get("customer") or {}).get("tagsData") or [])
+    if SEARCH_FIELDS[field] == "timestamp":
+        seconds = timestamp_seconds(chat.get(name))
+        return [] if seconds is None else [seconds]
+    return [chat.get(name)]
+
+
+def _compare(actual: Any, operator: str, expected: Any) -> bool:
+    if actual is None:
+        return operator in ("!=", "!~")
+    if operator in ("~", "!~"):
+        found = str(expected).lower() in str(actual).lower()
+        return found if operator == "~" else not found
+    try:
+        return {
+            "=": actual == expected,
+            "!=": actual != expected,
+            ">": actual > expected,
+            "<": actual < expected,
+            ">=": actual >= expected,
+            "<=": actual <= expected,
+        }[operator]
+    except TypeError:
+        return False
+
+
+def matches(chat: dict, filters: list[tuple[str, str, Any]], comparison: str) -> bool:
+    """Whether a chat passes the filters, combined with ``AND`` or ``OR``."""
+    results = []
+    for field, operator, expected in filters:
+        values = _field_values(chat, field)
+        if operator in ("!=", "!~"):
+            results.append(all(_compare(value, operator, expected) for value in values))
+        else:
+            results.append(any(_compare(value, operator, expected) for value in values))
+    if not results:
+        return True
+    return all(results) if comparison == "AND" else any(results)
+
+
+def sort_key(field: str) -> Any:
+    """Sort chats by a sort field; chats without a value go last in ascending order."""
+    name = field.removeprefix("chats.")
+
+    def key(chat: dict) -> tuple[bool, float]:
+        seconds = timestamp_seconds(chat.get(name))
+        return (seconds is None, seconds or 0.0)
+
+    return key

@@ -1,0 +1,516 @@
+"""A local HelpCrunch REST API v1 stand-in: a real HTTP server on loopback, for tests and demos."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import re
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from airflow_provider_helpcrunch.testing.chats import (
+    SORT_FIELDS,
+    FilterError,
+    check_filter,
+    make_chats,
+    matches,
+    sort_key,
+)
+
+DEFAULT_API_KEY = "standin-api-key"
+PAGE_LIMIT = 100
+INVALID_REQUEST = {"code": "invalid_request", "message": "Invalid request"}
+RATE_LIMIT_BODIES = (
+    {"errors": [{"code": "too_many_requests", "message": "You have exceeded your requests limit"}]},
+    {"errors": [INVALID_REQUEST, {"code": "too_many_requests", "message": "Too many requests"}]},
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """
+    What the stand-in does instead of answering normally.
+
+    :param status: answer with this HTTP status and a HelpCrunch error body (e.g. 429, 500, 502, 503).
+    :param drop: close the connection without answering.
+    :param hang: wait this many seconds first (then answer normally, unless ``status`` or ``drop``).
+    :param retry_after: with ``status=429``, the ``Retry-After`` header to send, in seconds.
+    """
+
+    status: int | None = None
+    drop: bool = False
+    hang: float = 0.0
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the stand-in received, as it answered it."""
+
+    number: int
+    method: str
+    path: str
+    body: Any
+    status: int | None  # None: the connection was dropped
+    time: float  # time.monotonic() when the request arrived
+    chat_id: int | None = None
+    fault: Fault | None = None
+
+
+@dataclass
+class _PlannedFault:
+    fault: Fault
+    request: int | None = None
+    chat_id: int | None = None
+    attempts: set[int] = field(default_factory=set)
+
+
+class HelpCrunchStandIn:
+    """
+    A HelpCrunch API on loopback, faithful to the endpoints the provider uses.
+
+    ``PUT /v1/chats/readByAgent|readByCustomer``, ``GET /v1/chats/{id}``, ``GET /v1/chats`` and
+    ``POST /v1/chats/search`` with bearer auth, HelpCrunch's error bodies, pages of at most 100, and a
+    sliding-window rate limit. Faults can be scripted per request or per chat; every request is logged.
+
+    >>> with HelpCrunchStandIn(chats=20) as api:
+    ...     api.base_url  # doctest: +SKIP
+    'http://127.0.0.1:40123/v1'
+
+    :param chats: how many seeded chats to start with.
+    :param seed: the seed of those chats (the same seed, the same chats).
+    :param api_key: the bearer token the stand-in accepts.
+    :param requests_per_minute: the rate limit per ``window``; ``None`` or 0 turns it off.
+    :param window: the rate-limit window in seconds (60; shorter makes fast tests).
+    :param retry_after: add a ``Retry-After`` header to 429s: ``True`` for the seconds until a slot frees,
+        or a fixed number of seconds.
+    :param count_rejected: whether requests answered 429 count toward the limit.
+    :param latency: seconds to wait before every answer.
+    :param host: the address to listen on (loopback).
+    :param port: the port; 0 picks a free one.
+    """
+
+    def __init__(
+        self,
+        *,
+        chats: int = 50,
+        seed: int = 0,
+        api_key: str = DEFAULT_API_KEY,
+        requests_per_minute: int | None = 120,
+        window: float = 60.0,
+        retry_after: bool | float = False,
+        count_rejected: bool = True,
+        latency: float = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.api_key = api_key
+        self.requests_per_minute = requests_per_minute
+        self.window = window
+        self.retry_after = retry_after
+        self.count_rejected = count_rejected
+        self.latency = latency
+        self._host = host
+        self._port = port
+        self._lock = threading.RLock()
+        self._chats: dict[int, dict] = {chat["id"]: chat for chat in make_chats(chats, seed=seed)}
+        self._next_id = max(self._chats, default=5199) + 1
+        self._requests: list[RequestRecord] = []
+        self._window_hits: deque[float] = deque()
+        self._faults: list[_PlannedFault] = []
+        self._attempts: dict[int, int] = {}
+        self._count = 0
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> HelpCrunchStandIn:
+        """Start serving in a background thread; returns ``self``."""
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        server = _Server((self._host, self._port), _Handler)
+        server.standin = self
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="helpcrunch-standin", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, wake any hung request, and close the socket."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> HelpCrunchStandIn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the stand-in is not started")
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL to put in the connection's host, e.g. ``http://127.0.0.1:40123/v1``."""
+        return f"http://{self._host}:{self.port}/v1"
+
+    def connection_json(self, **extra: Any) -> str:
+        """The ``AIRFLOW_CONN_...`` JSON for a ``helpcrunch`` connection to this stand-in."""
+        conn: dict[str, Any] = {"conn_type": "helpcrunch", "host": self.base_url, "password": self.api_key}
+        if extra:
+            conn["extra"] = extra
+        return json.dumps(conn)
+
+    # ------------------------------------------------------------------ state, for tests
+
+    @property
+    def chats(self) -> dict[int, dict]:
+        """A copy of every chat, by id."""
+        with self._lock:
+            return copy.deepcopy(self._chats)
+
+    def chat(self, chat_id: int) -> dict:
+        """A copy of one chat."""
+        with self._lock:
+            return copy.deepcopy(self._chats[chat_id])
+
+    def add_chat(self, **fields: Any) -> dict:
+        """Add a chat (seeded defaults, overridden by ``fields``); returns a copy of it."""
+        with self._lock:
+            chat_id = fields.get("id", self._next_id)
+            chat = make_chats(1, seed=chat_id, first_id=chat_id)[0]
+            chat.update(fields)
+            self._chats[chat_id] = chat
+            self._next_id = max(self._next_id, chat_id + 1)
+            return copy.deepcopy(chat)
+
+    def remove_chat(self, chat_id: int) -> None:
+        with self._lock:
+            del self._chats[chat_id]
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every request received so far, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        """Forget the request log (request numbers keep counting)."""
+        with self._lock:
+            self._requests.clear()
+
+    def inject(
+        self,
+        fault: Fault,
+        *,
+        request: int | None = None,
+        chat_id: int | None = None,
+        attempts: int | tuple[int, ...] = 1,
+    ) -> None:
+        """
+        Script a fault: for the ``request``-th request from the start (1-based), or for the given
+        ``attempts`` (1-based, counted per chat) at chat ``chat_id``.
+        """
+        if (request is None) == (chat_id is None):
+            raise ValueError("give exactly one of request= or chat_id=")
+        wanted = {attempts} if isinstance(attempts, int) else set(attempts)
+        with self._lock:
+            self._faults.append(_PlannedFault(fault, request=request, chat_id=chat_id, attempts=wanted))
+
+    @property
+    def request_count(self) -> int:
+        """How many requests arrived since the start (the number the next one gets, minus one)."""
+        with self._lock:
+            return self._count
+
+    # ------------------------------------------------------------------ request handling
+
+    def _admit(self, method: str, path: str, body: Any, chat_id: int | None) -> tuple[int, Fault | None]:
+        """Number the request and find the fault planned for it, if any."""
+        with self._lock:
+            self._count += 1
+            number = self._count
+            attempt = None
+            if chat_id is not None:
+                attempt = self._attempts[chat_id] = self._attempts.get(chat_id, 0) + 1
+            for planned in self._faults:
+                if planned.request == number or (
+                    planned.chat_id is not None and planned.chat_id == chat_id and attempt in planned.attempts
+                ):
+                    return number, planned.fault
+            return number, None
+
+    def _log(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._requests.append(record)
+
+    def _rate_limited(self, now: float) -> float | None:
+        """``None`` if the request may pass, else the seconds until the window has a free slot."""
+        limit = self.requests_per_minute
+        if not limit:
+            return None
+        with self._lock:
+            hits = self._window_hits
+            while hits and hits[0] <= now - self.window:
+                hits.popleft()
+            if len(hits) < limit:
+                hits.append(now)
+                return None
+            if self.count_rejected:
+                hits.append(now)
+            return max(0.0, hits[0] + self.window - now)
+
+    def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+        if method == "PUT" and path in ("/v1/chats/readByAgent", "/v1/chats/readByCustomer"):
+            return self._mark_read(path.rsplit("/", 1)[1], body)
+        if method == "GET" and path == "/v1/chats":
+            return self._list(query)
+        if method == "POST" and path == "/v1/chats/search":
+            return self._search(body)
+        match = re.fullmatch(r"/v1/chats/(\d+)", path)
+        if method == "GET" and match:
+            chat_id = int(match.group(1))
+            with self._lock:
+                chat = self._chats.get(chat_id)
+                return (200, copy.deepcopy(chat)) if chat else _not_found(chat_id)
+        return 404, None  # an unknown route: a bare 404, not HelpCrunch's error body
+
+    def _mark_read(self, endpoint: str, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            return _bad_request("The request body must be a JSON object")
+        chat_id, read = body.get("id"), body.get("read")
+        if isinstance(chat_id, bool) or not isinstance(chat_id, int):
+            return _bad_request('"id" is required and must be an integer')
+        if not isinstance(read, bool):
+            return _bad_request('"read" is required and must be a boolean')
+        with self._lock:
+            chat = self._chats.get(chat_id)
+            if chat is None:
+                return _not_found(chat_id)
+            chat[endpoint] = read
+            return 200, copy.deepcopy(chat)
+
+    def _page(self, offset: Any, limit: Any) -> tuple[int, int] | tuple[int, Any]:
+        try:
+            offset = int(offset if offset is not None else 0)
+            limit = int(limit if limit is not None else PAGE_LIMIT)
+        except (TypeError, ValueError):
+            return -1, _bad_request("offset and limit must be integers")[1]
+        if offset < 0 or limit < 1:
+            return -1, _bad_request("offset must be >= 0 and limit >= 1")[1]
+        return offset, min(limit, PAGE_LIMIT)
+
+    def _sorted(self, sort: Any, order: Any) -> tuple[int, Any] | list[dict]:
+        if sort is not None and sort not in SORT_FIELDS:
+            return _bad_request(f"Unknown sort field {sort!r}")
+        if order is not None and order not in ("asc", "desc"):
+            return _bad_request(f"Unknown order {order!r}")
+        with self._lock:
+            chats = [copy.deepcopy(chat) for chat in self._chats.values()]
+        if sort:
+            chats.sort(key=sort_key(sort), reverse=order == "desc")
+        elif order == "desc":
+            chats.reverse()
+        return chats
+
+    def _list(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+        def one(name: str) -> str | None:
+            return query.get(name, [None])[-1]
+
+        offset, limit = self._page(one("offset"), one("limit"))
+        if offset < 0:
+            return 400, limit
+        chats = self._sorted(one("sort"), one("order"))
+        if isinstance(chats, tuple):
+            return chats
+        return 200, {"data": chats[offset : offset + limit], "meta": {"total": len(chats)}}
+
+    def _search(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            return _bad_request("The request body must be a JSON object")
+        raw_filters = body.get("filter", [])
+        if not isinstance(raw_filters, list):
+            return _bad_request('"filter" must be a list')
+        comparison = body.get("comparison", "AND")
+        if comparison not in ("AND", "OR"):
+            return _bad_request(f"Unknown comparison {comparison!r}")
+        try:
+            filters = [check_filter(entry) for entry in raw_filters]
+        except FilterError as err:
+            return _bad_request(str(err))
+        offset, limit = self._page(body.get("offset"), body.get("limit"))
+        if offset < 0:
+            return 400, limit
+        chats = self._sorted(body.get("sort"), body.get("order"))
+        if isinstance(chats, tuple):
+            return chats
+        found = [chat for chat in chats if matches(chat, filters, comparison)]
+        return 200, {"data": found[offset : offset + limit], "meta": {"total": len(found)}}
+
+
+def _errors(*entries: dict[str, str]) -> dict[str, Any]:
+    return {"errors": list(entries)}
+
+
+def _bad_request(message: str) -> tuple[int, Any]:
+    return 400, _errors(INVALID_REQUEST, {"code": "validation_error", "message": message})
+
+
+def _not_found(chat_id: int) -> tuple[int, Any]:
+    return 404, _errors(
+        INVALID_REQUEST, {"code": "not_found", "message": f'Chat for ID "{chat_id}" was not found'}
+    )
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    standin: HelpCrunchStandIn
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._sockets: set[socket.socket] = set()
+        self._sockets_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._sockets_lock:
+            self._sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._sockets_lock:
+            self._sockets.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Close kept-alive connections so that no handler thread outlives the server."""
+        with self._sockets_lock:
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        return
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _handle(self, method: str) -> None:
+        standin = self.server.standin
+        arrived = time.monotonic()
+        parts = urlsplit(self.path)
+        path = parts.path.rstrip("/") or "/"
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body: Any = None
+        malformed = False
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body, malformed = raw.decode("utf-8", "replace"), True
+        chat_id = body.get("id") if isinstance(body, dict) and isinstance(body.get("id"), int) else None
+        if chat_id is None and (match := re.fullmatch(r"/v1/chats/(\d+)", path)):
+            chat_id = int(match.group(1))
+        number, fault = standin._admit(method, parts.path, body, chat_id)
+
+        def record(status: int | None) -> None:
+            standin._log(RequestRecord(number, method, self.path, body, status, arrived, chat_id, fault))
+
+        delay = standin.latency + (fault.hang if fault else 0.0)
+        if delay and standin._stopping.wait(delay):
+            record(None)
+            self.close_connection = True
+            return
+        if fault and fault.drop:
+            record(None)
+            self._drop()
+            return
+        headers: dict[str, str] = {}
+        if fault and fault.status:
+            status, payload = fault.status, _fault_body(fault.status)
+            if fault.retry_after is not None:
+                headers["Retry-After"] = _seconds_header(fault.retry_after)
+        elif self.headers.get("Authorization") != f"Bearer {standin.api_key}":
+            status, payload = 401, _errors({"code": "unauthorized", "message": "Invalid or missing API key"})
+        elif (wait := standin._rate_limited(arrived)) is not None:
+            status, payload = 429, RATE_LIMIT_BODIES[number % 2]
+            if standin.retry_after is True:
+                headers["Retry-After"] = _seconds_header(wait)
+            elif standin.retry_after is not False:
+                headers["Retry-After"] = _seconds_header(float(standin.retry_after))
+        elif malformed:
+            status, payload = (
+                400,
+                _errors(INVALID_REQUEST, {"code": "malformed_json", "message": "Malformed JSON"}),
+            )
+        else:
+            status, payload = standin._route(method, path, parse_qs(parts.query), body)
+        record(status)
+        self._send(status, payload, headers)
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
+        if payload is None:
+            data, content_type = b"<html><body><h1>404 Not Found</h1></body></html>", "text/html"
+        else:
+            data, content_type = json.dumps(payload).encode(), "application/json"
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _fault_body(status: int) -> Any:
+    if status == 429:
+        return RATE_LIMIT_BODIES[0]
+    if status >= 500:
+        return _errors({"code": "server_error", "message": "Internal server error"})
+    return _errors(INVALID_REQUEST)
+
+
+def _seconds_header(seconds: float) -> str:
+    return str(max(0, math.ceil(seconds)))

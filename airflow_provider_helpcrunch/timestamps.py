@@ -1,0 +1,38 @@
+"""HelpCrunch timestamps: UNIX seconds as an int, a string (``"1603885746"``) or a decimal string."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def parse_timestamp(value: int | float | str | None) -> datetime | None:
+    """
+    Turn a HelpCrunch timestamp into an aware UTC ``datetime``.
+
+    HelpCrunch documents its timestamps (``createdAt``, ``closedAt``, ``lastMessageAt``...) as strings of
+    UNIX seconds, and sends them as ``1603885746``, ``"1603885746"`` or ``"1603864800.000"``; all three
+    are read here. ``None`` and ``""`` (a chat never closed) give ``None``.
+
+    :raises ValueError: for anything else, naming the value.
+    """
+    seconds = timestamp_seconds(value)
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def timestamp_seconds(value: int | float | str | None) -> float | None:
+    """Like :func:`parse_timestamp`, as UNIX seconds."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"not a HelpCrunch timestamp: {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    raise ValueError(f"not a HelpCrunch timestamp: {value!r}")
