@@ -128,9 +128,12 @@ class ChatIds:
                 self.add_value(parsed, position)
                 return
         parts = [part for part in _SEPARATORS.split(stripped) if part]
-        if len(parts) > 1 and all(part.isdigit() for part in parts):
+        if len(parts) > 1:
             for index, part in enumerate(parts):
-                self._add_int(int(part), part, f"{position}[{index}]")
+                if part.isdigit():
+                    self._add_int(int(part), part, f"{position}[{index}]")
+                else:
+                    self._reject(f"{position}[{index}]", part, "not a number")
             return
         self._reject(position, text, "not a number" if stripped else "empty string")
 

@@ -117,7 +117,9 @@ class SlidingWindowRateLimiter:
             return
         with self._lock:
             step = self.max_requests * (1 - self.min_rate_fraction) / self.recovery_requests
-            self._rate = min(float(self.max_requests), self._rate + step)
+            rate = self._rate + step
+            # snap to the limit rather than creep up to it by float steps
+            self._rate = float(self.max_requests) if rate >= self.max_requests - 1e-6 else rate
 
     def pause(self, seconds: float) -> None:
         """Hold every caller for ``seconds`` from now (the server's ``Retry-After``)."""

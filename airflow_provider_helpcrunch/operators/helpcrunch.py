@@ -167,7 +167,8 @@ class MarkChatReadOperator(BaseOperator):
 
         elapsed = time.monotonic() - started
         self.log.info(
-            "Done: %d of %d chat(s) marked %s by %s, %d missing, in %.1f s (%.1f requests/min, limit %d)",
+            "Done: %d of %d chat(s) marked %s by %s, %d missing, in %.1f s "
+            "(%.1f chats/min; pace limit %d/min)",
             len(marked),
             len(chat_ids),
             verb,
@@ -190,9 +191,9 @@ class MarkChatReadOperator(BaseOperator):
 
     def _log_progress(self, done: int, total: int, missing: int, elapsed: float) -> None:
         rate = _per_minute(done, elapsed)
-        left = (total - done) / rate * 60 if rate else float("nan")
+        left = f"about {(total - done) / rate * 60:.0f} s left" if rate else "time left not known yet"
         self.log.info(
-            "Progress: %d/%d chats (%.0f%%), %d missing, %.1f requests/min, about %.0f s left",
+            "Progress: %d/%d chats (%.0f%%), %d missing, %.1f chats/min, %s",
             done,
             total,
             100 * done / total,
@@ -222,4 +223,5 @@ class MarkChatReadOperator(BaseOperator):
 
 
 def _per_minute(count: int, seconds: float) -> float:
-    return count / seconds * 60 if seconds > 0 else 0.0
+    """Chats per minute, counted over the intervals between them (n chats span n - 1 intervals)."""
+    return (count - 1) / seconds * 60 if count > 1 and seconds > 0 else 0.0

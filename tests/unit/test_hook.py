@@ -4,7 +4,6 @@ import logging
 
 import pytest
 import requests
-
 from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_helpcrunch.exceptions import (
@@ -283,7 +282,7 @@ class TestRetries:
     def test_5xx_after_every_retry(self, make_hook, requests_mock):
         hook = make_hook(max_retries=3)
         requests_mock.put(AGENT_URL, status_code=502, text="Bad gateway")
-        with pytest.raises(HelpCrunchAPIError, match="502.*after 4 attempts.*Bad gateway"):
+        with pytest.raises(HelpCrunchAPIError, match=r"502.*after 4 attempts.*Bad gateway"):
             hook.mark_chat_read(1)
         assert requests_mock.call_count == 4
 
@@ -298,7 +297,7 @@ class TestRetries:
     def test_network_errors_after_every_retry(self, make_hook, requests_mock):
         hook = make_hook(max_retries=1)
         requests_mock.put(AGENT_URL, exc=requests.ConnectionError("Connection reset by peer"))
-        with pytest.raises(HelpCrunchConnectionError, match="chat 3 after 2 attempt.*reset by peer"):
+        with pytest.raises(HelpCrunchConnectionError, match=r"chat 3 after 2 attempt.*reset by peer"):
             hook.mark_chat_read(3)
 
     def test_tls_errors_are_not_retried(self, hook, requests_mock):

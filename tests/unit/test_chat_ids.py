@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from airflow_provider_helpcrunch.chat_ids import InvalidChatIdsError, normalize_chat_ids
+from airflow_provider_helpcrunch.exceptions import HelpCrunchError
+
+
+class LazySequence(Sequence):
+    """Stands for the lazy sequence Airflow gives for the results of a mapped task."""
+
+    def __init__(self, items):
+        self._items = items
+
+    def __getitem__(self, index):
+        return self._items[index]
+
+    def __len__(self):
+        return len(self._items)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ([1, 2, 3], [1, 2, 3]),
+        ((3, 2, 1), [3, 2, 1]),
+        (5208, [5208]),
+        ("5208", [5208]),
+        (["1", " 2 ", 3], [1, 2, 3]),
+        ([1.0, 2], [1, 2]),
+        ("[1, 2, 3]", [1, 2, 3]),
+        ('["1", "2"]', [1, 2]),
+        ("1,2,3", [1, 2, 3]),
+        ("1, 2; 3\n4", [1, 2, 3, 4]),
+        ("1 2 3", [1, 2, 3]),
+        ("[{'id': 7, 'status': 'closed'}, {'id': 8}]", [7, 8]),
+        ('[{"id": 7}, {"id": "8"}]', [7, 8]),
+        ({"id": 9, "status": "closed"}, [9]),
+        ([{"id": 9}, 10, "11", [12, [13, {"id": 14}]]], [9, 10, 11, 12, 13, 14]),
+        (LazySequence([[1, 2], [3], []]), [1, 2, 3]),
+        (iter([4, 5]), [4, 5]),
+        ([3, 1, 3, 2, 1, "3", {"id": 2}], [3, 1, 2]),
+        (["[1, 2]", "3"], [1, 2, 3]),
+    ],
+)
+def test_accepted_shapes(value, expected):
+    assert normalize_chat_ids(value).ids == expected
+
+
+@pytest.mark.parametrize("value", [None, [], (), "", "   ", "None", "null", "[]", LazySequence([])])
+def test_empty_values_give_nothing(value):
+    collected = normalize_chat_ids(value)
+    assert collected.ids == []
+    assert collected.invalid == []
+
+
+def test_null_items_are_counted_not_silently_dropped():
+    collected = normalize_chat_ids(LazySequence([[1, 2], None, [3]]))
+    assert collected.ids == [1, 2, 3]
+    assert collected.nulls == 1
+
+
+def test_duplicates_are_counted():
+    collected = normalize_chat_ids([1, 1, 2, "2"])
+    assert collected.ids == [1, 2]
+    assert collected.received == 4
+
+
+@pytest.mark.parametrize(
+    ("value", "position", "reason"),
+    [
+        (["abc"], "[0]='abc'", "not a number"),
+        ([1, True], "[1]=True", "bool"),
+        ([1.5], "[0]=1.5", "not a whole number"),
+        ([{"name": "x"}], "[0]={'name': 'x'}", "dict without 'id'"),
+        ([{"id": None}], "[0]['id']=None", "not a chat ID"),
+        ([0], "[0]=0", "not positive"),
+        ([1, [2, -4]], "[1][1]=-4", "not positive"),
+        ([""], "[0]=''", "empty string"),
+        ([b"12"], "[0]=b'12'", "unsupported type bytes"),
+        ("1,x,3", "[1]='x'", "not a number"),
+        ("hello", "value='hello'", "not a number"),
+        (False, "value=False", "bool"),
+    ],
+)
+def test_invalid_items_are_named_with_their_position(value, position, reason):
+    with pytest.raises(InvalidChatIdsError) as caught:
+        normalize_chat_ids(value)
+    message = str(caught.value)
+    assert position in message
+    assert reason in message
+    assert "nothing was sent" in message
+
+
+def test_every_invalid_item_is_reported_at_once():
+    with pytest.raises(InvalidChatIdsError) as caught:
+        normalize_chat_ids([1, "a", 2, True, 3.5])
+    assert [(p, r) for p, _, r in caught.value.invalid] == [
+        ("[1]", "not a number"),
+        ("[3]", "bool"),
+        ("[4]", "not a whole number"),
+    ]
+    assert "valid ones seen: 2" in str(caught.value)
+
+
+def test_long_lists_of_invalid_items_are_cut_in_the_message():
+    with pytest.raises(InvalidChatIdsError) as caught:
+        normalize_chat_ids(["x"] * 100)
+    assert len(caught.value.invalid) == 100
+    assert "and 80 more" in str(caught.value)
+
+
+def test_several_sources_are_told_apart():
+    with pytest.raises(InvalidChatIdsError, match=r"source 1: \[0\]='bad'"):
+        normalize_chat_ids([1], ["bad"])
+    assert normalize_chat_ids([1, 2], "2,3", None).ids == [1, 2, 3]
+
+
+def test_invalid_is_a_value_error_and_a_provider_error():
+    assert issubclass(InvalidChatIdsError, ValueError)
+    assert issubclass(InvalidChatIdsError, HelpCrunchError)

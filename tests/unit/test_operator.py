@@ -1,0 +1,267 @@
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+import requests
+from airflow.providers.common.compat.sdk import AirflowException
+
+from airflow_provider_helpcrunch.chat_ids import InvalidChatIdsError
+from airflow_provider_helpcrunch.exceptions import (
+    HelpCrunchAPIError,
+    HelpCrunchAuthError,
+    HelpCrunchConfigError,
+    HelpCrunchConnectionError,
+    HelpCrunchNotFoundError,
+)
+from airflow_provider_helpcrunch.operators.helpcrunch import MarkChatReadOperator
+from tests.conftest import API_KEY
+from tests.unit.conftest import BASE, chat, errors
+
+AGENT_URL = f"{BASE}/chats/readByAgent"
+
+
+class FakeTI:
+    def __init__(self, xcoms: dict[tuple[str, str], Any] | None = None) -> None:
+        self.xcoms = xcoms or {}
+        self.pulls: list[tuple[Any, str]] = []
+
+    def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> Any:
+        self.pulls.append((task_ids, key))
+        if isinstance(task_ids, list):
+            return [self.xcoms.get((t, key)) for t in task_ids]
+        return self.xcoms.get((task_ids, key))
+
+
+@pytest.fixture(autouse=True)
+def fast_connection(set_connection):
+    # a fast pace keeps these tests quick; pacing itself is tested on the virtual clock
+    set_connection(extra={"requests_per_minute": 60000})
+
+
+def run(op: MarkChatReadOperator, ti: FakeTI | None = None) -> dict[str, Any]:
+    op.hook.retry_backoff = 0.0
+    return op.execute({"ti": ti or FakeTI()})
+
+
+@pytest.fixture
+def logs(caplog, capsys):
+    """Everything the task logged: stdlib logging on Airflow 2, structlog to stdout on Airflow 3."""
+    caplog.set_level(logging.DEBUG)
+    return lambda: caplog.text + capsys.readouterr().out
+
+
+def marked_ids(requests_mock) -> list[int]:
+    return [r.json()["id"] for r in requests_mock.request_history]
+
+
+def echo_chat(request, context):
+    return chat(request.json()["id"])
+
+
+class TestInputs:
+    @pytest.mark.parametrize(
+        "chat_ids",
+        [
+            [1, 2, 3],
+            "[1, 2, 3]",
+            "1,2,3",
+            '["1", "2", "3"]',
+            [{"id": 1}, {"id": 2}, {"id": 3}],
+            "[{'id': 1}, {'id': 2}, {'id': 3}]",
+            [[1, 2], [3]],
+            [1, 2, 1, 3, "2"],
+        ],
+    )
+    def test_every_shape_marks_each_chat_once_in_order(self, requests_mock, chat_ids):
+        requests_mock.put(AGENT_URL, json=echo_chat)
+        result = run(MarkChatReadOperator(task_id="mark", chat_ids=chat_ids))
+        assert marked_ids(requests_mock) == [1, 2, 3]
+        assert result == {"marked": [1, 2, 3], "missing": [], "by": "agent", "read": True, "requested": 3}
+        json.dumps(result)
+
+    def test_pulls_from_xcom_task_ids(self, requests_mock):
+        requests_mock.put(AGENT_URL, json=echo_chat)
+        ti = FakeTI({("find", "return_value"): [5, 6], ("more", "chats"): [{"id": 7}]})
+        run(MarkChatReadOperator(task_id="m", xcom_task_ids="find"), ti)
+        run(MarkChatReadOperator(task_id="m", xcom_task_ids=["more"], xcom_key="chats"), ti)
+        assert marked_ids(requests_mock) == [5, 6, 7]
+        assert ti.pulls == [("find", "return_value"), (["more"], "chats")]
+
+    def test_chat_ids_and_xcom_task_ids_add_up(self, requests_mock):
+        requests_mock.put(AGENT_URL, json=echo_chat)
+        ti = FakeTI({("find", "return_value"): [2, 3]})
+        result = run(MarkChatReadOperator(task_id="m", chat_ids=[1, 2], xcom_task_ids="find"), ti)
+        assert result["marked"] == [1, 2, 3]
+
+    @pytest.mark.parametrize("chat_ids", [None, [], "", "None", "[]"])
+    def test_nothing_to_mark_is_a_logged_no_op(self, requests_mock, logs, chat_ids):
+        result = run(MarkChatReadOperator(task_id="m", chat_ids=chat_ids))
+        assert requests_mock.call_count == 0
+        assert result == {"marked": [], "missing": [], "by": "agent", "read": True, "requested": 0}
+        assert "nothing was sent" in logs()
+
+    def test_invalid_items_fail_before_any_request(self, requests_mock):
+        op = MarkChatReadOperator(task_id="m", chat_ids=[1, "abc", True, 2.5, {"name": "x"}, -1])
+        with pytest.raises(InvalidChatIdsError) as caught:
+            run(op)
+        assert requests_mock.call_count == 0
+        message = str(caught.value)
+        for named in ("[1]='abc'", "[2]=True", "[3]=2.5", "[4]={'name': 'x'}", "[5]=-1"):
+            assert named in message
+
+    def test_customer_and_unread(self, requests_mock):
+        requests_mock.put(f"{BASE}/chats/readByCustomer", json=echo_chat)
+        result = run(MarkChatReadOperator(task_id="m", chat_ids=[4], by="customer", read=False))
+        assert requests_mock.last_request.json() == {"id": 4, "read": False}
+        assert result["by"] == "customer"
+        assert result["read"] is False
+
+    def test_rendered_by_is_checked(self, requests_mock):
+        op = MarkChatReadOperator(task_id="m", chat_ids=[1], by="{{ params.by }}")
+        op.by = "supervisor"  # what the template rendered to
+        with pytest.raises(HelpCrunchConfigError, match="'supervisor'"):
+            run(op)
+        assert requests_mock.call_count == 0
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"by": "admin"}, "'admin'"),
+            ({"on_missing": "ignore"}, "'ignore'"),
+            ({"read": "false"}, "'false'"),
+        ],
+    )
+    def test_bad_arguments_fail_at_dag_parse_time(self, kwargs, message):
+        with pytest.raises(ValueError, match=message):
+            MarkChatReadOperator(task_id="m", chat_ids=[1], **kwargs)
+
+    def test_template_fields(self):
+        assert {"chat_ids", "by", "xcom_task_ids", "xcom_key"} <= set(MarkChatReadOperator.template_fields)
+        assert MarkChatReadOperator.ui_color
+
+    def test_arguments_are_keyword_only(self):
+        # Airflow 3 raises TypeError, Airflow 2 its own AirflowException
+        with pytest.raises((TypeError, AirflowException)):
+            MarkChatReadOperator("m", [1])  # type: ignore[misc]
+
+    def test_hook_gets_the_overrides(self, set_connection):
+        op = MarkChatReadOperator(
+            task_id="m",
+            chat_ids=[1],
+            helpcrunch_conn_id="hc",
+            requests_per_minute=40,
+            timeout=5,
+            max_retries=1,
+        )
+        set_connection("hc")
+        settings = op.hook.settings
+        assert op.hook.helpcrunch_conn_id == "hc"
+        assert (settings.requests_per_minute, settings.timeout, settings.max_retries) == (40, 5.0, 1)
+
+
+class TestFailures:
+    def test_missing_chats_fail_at_the_end_after_marking_the_rest(self, requests_mock):
+        def answer(request, context):
+            chat_id = request.json()["id"]
+            if chat_id in (2, 4):
+                context.status_code = 404
+                return errors("invalid_request", "not_found")
+            return chat(chat_id)
+
+        requests_mock.put(AGENT_URL, json=answer)
+        with pytest.raises(HelpCrunchNotFoundError) as caught:
+            run(MarkChatReadOperator(task_id="m", chat_ids=[1, 2, 3, 4, 5]))
+        assert marked_ids(requests_mock) == [1, 2, 3, 4, 5]
+        message = str(caught.value)
+        assert "2 of 5 chat(s) were not found" in message
+        assert "[2, 4]" in message
+        assert "other 3 were marked read by agent" in message
+
+    def test_missing_chats_with_skip_warn_and_succeed(self, requests_mock, logs):
+        requests_mock.put(
+            AGENT_URL, [{"json": chat(1)}, {"status_code": 404, "json": errors("chat_not_found")}]
+        )
+        result = run(MarkChatReadOperator(task_id="m", chat_ids=[1, 2], on_missing="skip"))
+        assert result["marked"] == [1]
+        assert result["missing"] == [2]
+        assert "1 of 2 chat(s) were not found" in logs()
+
+    def test_auth_error_stops_at_once(self, requests_mock):
+        requests_mock.put(AGENT_URL, status_code=401, json=errors("unauthorized"))
+        with pytest.raises(HelpCrunchAuthError) as caught:
+            run(MarkChatReadOperator(task_id="m", chat_ids=[1, 2, 3]))
+        assert requests_mock.call_count == 1
+        message = str(caught.value)
+        assert "Stopped at chat 1 (1 of 3)" in message
+        assert "0 chat(s) were marked before the stop" in message
+        assert "3 not done [1, 2, 3]" in message
+        assert caught.value.status_code == 401
+
+    def test_5xx_outliving_retries_says_what_was_done(self, requests_mock, set_connection):
+        set_connection(extra={"requests_per_minute": 60000, "max_retries": 2})
+        responses = [{"json": chat(1)}, {"status_code": 404, "json": errors("not_found")}]
+        responses += [{"json": chat(3)}] + [{"status_code": 503, "text": "unavailable"}] * 3
+        requests_mock.put(AGENT_URL, responses)
+        with pytest.raises(HelpCrunchAPIError) as caught:
+            run(MarkChatReadOperator(task_id="m", chat_ids=[1, 2, 3, 4, 5]))
+        message = str(caught.value)
+        assert "Stopped at chat 4 (4 of 5)" in message
+        assert "2 chat(s) were marked before the stop, 1 not found, 2 not done [4, 5]" in message
+        assert "503" in message
+        assert "after 3 attempts" in message
+        assert caught.value.chat_id == 4
+
+    def test_network_failure_outliving_retries(self, requests_mock, set_connection):
+        set_connection(extra={"requests_per_minute": 60000, "max_retries": 1})
+        requests_mock.put(
+            AGENT_URL, [{"json": chat(1)}] + [{"exc": requests.ConnectTimeout("timed out")}] * 2
+        )
+        with pytest.raises(HelpCrunchConnectionError, match=r"Stopped at chat 2 .* 1 chat\(s\) were marked"):
+            run(MarkChatReadOperator(task_id="m", chat_ids=[1, 2]))
+
+    def test_retried_chats_are_not_lost(self, requests_mock):
+        requests_mock.put(
+            AGENT_URL,
+            [
+                {"json": chat(1)},
+                {"status_code": 429, "json": errors("too_many_requests")},
+                {"exc": requests.ConnectionError("reset")},
+                {"status_code": 502, "text": "bad gateway"},
+                {"json": chat(2)},
+                {"json": chat(3)},
+            ],
+        )
+        result = run(MarkChatReadOperator(task_id="m", chat_ids=[1, 2, 3]))
+        assert result["marked"] == [1, 2, 3]
+        assert marked_ids(requests_mock) == [1, 2, 2, 2, 2, 3]
+
+
+class TestLogging:
+    def test_progress_and_summary(self, requests_mock, logs):
+        requests_mock.put(AGENT_URL, json=echo_chat)
+        op = MarkChatReadOperator(task_id="m", chat_ids=list(range(1, 6)), progress_interval=0)
+        run(op)
+        lines = logs().splitlines()
+        progress = [line.split("Progress: ", 1)[1] for line in lines if "Progress: " in line]
+        assert sorted({p.split(" ", 1)[0] for p in progress}) == ["1/5", "2/5", "3/5", "4/5", "5/5"]
+        first = next(p for p in progress if p.startswith("1/5"))
+        assert "time left not known yet" in first
+        second = next(p for p in progress if p.startswith("2/5"))
+        assert "chats/min, about" in second
+        assert "s left" in second
+        assert any(p.startswith("5/5 chats (100%), 0 missing") for p in progress)
+        assert any("Done: 5 of 5 chat(s) marked read by agent, 0 missing" in line for line in lines)
+
+    def test_key_never_logged(self, requests_mock, logs):
+        requests_mock.put(
+            AGENT_URL, [{"json": chat(1)}, {"status_code": 401, "json": errors("unauthorized")}]
+        )
+        with pytest.raises(HelpCrunchAuthError) as caught:
+            run(MarkChatReadOperator(task_id="m", chat_ids=[1, 2], progress_interval=0))
+        text = logs()
+        assert "Stopped at chat 2" in text  # the log was captured
+        assert API_KEY not in text
+        assert API_KEY not in str(caught.value)
