@@ -142,7 +142,12 @@ class HelpCrunchStandIn:
         server = _Server((self._host, self._port), _Handler)
         server.standin = self
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="helpcrunch-standin", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="helpcrunch-standin",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -211,9 +216,9 @@ class HelpCrunchStandIn:
 
     @property
     def requests(self) -> list[RequestRecord]:
-        """Every request received so far, in arrival order."""
+        """Every request answered or dropped so far, in arrival order (a hanging one shows once it ends)."""
         with self._lock:
-            return list(self._requests)
+            return sorted(self._requests, key=lambda record: record.number)
 
     def clear_requests(self) -> None:
         """Forget the request log (request numbers keep counting)."""
