@@ -24,13 +24,15 @@ from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchError,
     error_from_response,
 )
+from airflow_provider_helpcrunch.filters import COMPARISONS, check_max_chats, check_sort, normalize_filters
 from airflow_provider_helpcrunch.rate_limit import SlidingWindowRateLimiter
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 ReadBy = Literal["agent", "customer"]
 READ_ENDPOINTS: dict[str, str] = {"agent": "/chats/readByAgent", "customer": "/chats/readByCustomer"}
+PAGE_SIZE = 100  # HelpCrunch's maximum page
 
 # Transport failures worth another attempt: the PUTs are idempotent, so a request that may have reached
 # HelpCrunch before the connection broke is safe to repeat. A TLS failure is not transient.
@@ -207,11 +209,120 @@ class HelpCrunchHook(BaseHook):
         """
         if by not in READ_ENDPOINTS:
             raise HelpCrunchConfigError(f"by must be 'agent' or 'customer', got {by!r}")
-        if isinstance(chat_id, bool) or not isinstance(chat_id, int) or chat_id <= 0:
-            raise HelpCrunchConfigError(f"chat_id must be a positive int, got {chat_id!r}")
+        _check_chat_id(chat_id)
         if not isinstance(read, bool):
             raise HelpCrunchConfigError(f"read must be True or False, got {read!r}")
         return self._request("PUT", READ_ENDPOINTS[by], json={"id": chat_id, "read": read}, chat_id=chat_id)
+
+    def get_chat(self, chat_id: int) -> dict[str, Any]:
+        """
+        Fetch one chat (``GET /chats/{id}``).
+
+        :raises HelpCrunchNotFoundError: no chat has this ID.
+        """
+        _check_chat_id(chat_id)
+        return self._request("GET", f"/chats/{chat_id}", chat_id=chat_id)
+
+    def list_chats(
+        self, *, sort: str | None = None, order: str | None = None, max_chats: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """
+        Every chat of the account, page by page (``GET /chats``), as a generator of Chat dicts.
+
+        :param sort: ``chats.createdAt``, ``chats.lastCustomerMessageAt``, ``chats.lastMessageAt`` or
+            ``chats.closedAt`` (the ``chats.`` prefix may be left out).
+        :param order: ``"asc"`` or ``"desc"``.
+        :param max_chats: stop after this many chats.
+        """
+        sort, order = check_sort(sort, order)
+        check_max_chats(max_chats)
+
+        def fetch(offset: int, limit: int) -> Any:
+            params = {"offset": offset, "limit": limit, "sort": sort, "order": order}
+            return self._request("GET", "/chats", params={k: v for k, v in params.items() if v is not None})
+
+        return self._paginate(fetch, max_chats, "GET /chats")
+
+    def search_chats(
+        self,
+        filters: Any,
+        *,
+        comparison: str = "AND",
+        sort: str | None = None,
+        order: str | None = None,
+        max_chats: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """
+        Chats matching ``filters``, page by page (``POST /chats/search``), as a generator of Chat dicts.
+
+        Filters are checked before anything is sent; timestamps may be ints, numeric strings, datetimes
+        or pendulum objects.
+
+        :param filters: a list of ``{"field": ..., "operator": ..., "value": ...}`` dicts or
+            ``(field, operator, value)`` tuples, e.g. ``("closedAt", "<", 1700000000)``.
+        :param comparison: ``"AND"`` (every filter) or ``"OR"`` (any filter).
+        :param sort: as for :meth:`list_chats`.
+        :param order: ``"asc"`` or ``"desc"``.
+        :param max_chats: stop after this many chats.
+        """
+        checked = normalize_filters(filters)
+        if comparison not in COMPARISONS:
+            raise HelpCrunchConfigError(f"comparison must be 'AND' or 'OR', got {comparison!r}")
+        sort, order = check_sort(sort, order)
+        check_max_chats(max_chats)
+
+        def fetch(offset: int, limit: int) -> Any:
+            body: dict[str, Any] = {
+                "filter": checked,
+                "comparison": comparison,
+                "offset": offset,
+                "limit": limit,
+            }
+            if sort:
+                body["sort"] = sort
+            if order:
+                body["order"] = order
+            return self._request("POST", "/chats/search", json=body)
+
+        return self._paginate(fetch, max_chats, "POST /chats/search")
+
+    def _paginate(
+        self, fetch: Callable[[int, int], Any], max_chats: int | None, action: str
+    ) -> Iterator[dict[str, Any]]:
+        """
+        Yield chats page by page until a short or empty page (the total alone is not trusted: chats
+        come and go while we page). A chat seen on an earlier page is not yielded twice.
+        """
+        seen: set[Any] = set()
+        offset = 0
+        while True:
+            limit = PAGE_SIZE if max_chats is None else min(PAGE_SIZE, max_chats - len(seen))
+            if limit <= 0:
+                return
+            body = fetch(offset, limit)
+            data = body.get("data") if isinstance(body, dict) else None
+            if not isinstance(data, list):
+                raise HelpCrunchAPIError(
+                    f"HelpCrunch answered {action} without a 'data' list: {str(body)[:200]}"
+                )
+            self.log.debug(
+                "%s offset %d: %d chat(s) of %s",
+                action,
+                offset,
+                len(data),
+                _total(body) or "an unknown total",
+            )
+            for chat in data:
+                chat_id = chat.get("id") if isinstance(chat, dict) else None
+                if chat_id in seen:
+                    continue
+                seen.add(chat_id)
+                yield chat
+                if max_chats is not None and len(seen) >= max_chats:
+                    return
+            if len(data) < limit:
+                return
+            offset += len(data)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key and the base URL with one cheap authenticated request (``GET /chats?limit=1``)."""
@@ -309,6 +420,18 @@ class HelpCrunchHook(BaseHook):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _check_chat_id(chat_id: Any) -> None:
+    if isinstance(chat_id, bool) or not isinstance(chat_id, int) or chat_id <= 0:
+        raise HelpCrunchConfigError(f"chat_id must be a positive int, got {chat_id!r}")
+
+
+def _total(body: dict[str, Any]) -> int | None:
+    """The result total, read as ``meta.total`` or as a top-level ``total`` (both are seen)."""
+    meta = body.get("meta")
+    total = meta.get("total") if isinstance(meta, dict) else body.get("total")
+    return total if isinstance(total, int) else None
 
 
 def _json_body(response: requests.Response, action: str, chat_id: int | None) -> Any:

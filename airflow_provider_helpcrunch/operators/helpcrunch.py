@@ -14,6 +14,7 @@ from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchError,
     HelpCrunchNotFoundError,
 )
+from airflow_provider_helpcrunch.filters import check_max_chats
 from airflow_provider_helpcrunch.hooks.helpcrunch import READ_ENDPOINTS, HelpCrunchHook
 
 if TYPE_CHECKING:
@@ -225,3 +226,89 @@ class MarkChatReadOperator(BaseOperator):
 def _per_minute(count: int, seconds: float) -> float:
     """Chats per minute, counted over the intervals between them (n chats span n - 1 intervals)."""
     return (count - 1) / seconds * 60 if count > 1 and seconds > 0 else 0.0
+
+
+class HelpCrunchSearchChatsOperator(BaseOperator):
+    """
+    Find HelpCrunch chats with ``POST /chats/search``, every page of them, and push what was found.
+
+    Its output feeds :class:`MarkChatReadOperator` directly: ``MarkChatReadOperator(chat_ids=search.output)``.
+
+    Returns (XCom ``return_value``): the chat IDs (``return_ids=True``) or the Chat dicts.
+
+    :param filters: a list of ``{"field", "operator", "value"}`` dicts or ``(field, operator, value)``
+        tuples (templated), e.g. ``[("status", "=", "closed"), ("closedAt", "<", "{{ ... }}")]``. The
+        ``chats.`` prefix may be left out; timestamps may be ints, numeric strings or datetimes.
+        Empty or ``None`` lists every chat.
+    :param comparison: ``"AND"`` (every filter) or ``"OR"`` (any filter) (templated).
+    :param sort: ``chats.createdAt``, ``chats.lastCustomerMessageAt``, ``chats.lastMessageAt`` or
+        ``chats.closedAt`` (templated).
+    :param order: ``"asc"`` or ``"desc"`` (templated).
+    :param max_chats: keep at most this many chats; more are left for the next run, and the log says so.
+    :param return_ids: push a list of chat IDs (default) rather than the Chat dicts.
+    :param helpcrunch_conn_id: the Airflow connection with the HelpCrunch API key.
+    :param requests_per_minute: overrides the connection's pace.
+    """
+
+    template_fields: Sequence[str] = ("filters", "comparison", "sort", "order")
+    ui_color = "#d9e8ff"
+    ui_fgcolor = "#0b2a5b"
+
+    def __init__(
+        self,
+        *,
+        filters: Any = None,
+        comparison: str = "AND",
+        sort: str | None = None,
+        order: str | None = None,
+        max_chats: int | None = None,
+        return_ids: bool = True,
+        helpcrunch_conn_id: str = HelpCrunchHook.default_conn_name,
+        requests_per_minute: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        check_max_chats(max_chats)
+        self.filters = filters
+        self.comparison = comparison
+        self.sort = sort
+        self.order = order
+        self.max_chats = max_chats
+        self.return_ids = return_ids
+        self.helpcrunch_conn_id = helpcrunch_conn_id
+        self.requests_per_minute = requests_per_minute
+
+    @cached_property
+    def hook(self) -> HelpCrunchHook:
+        return HelpCrunchHook(
+            helpcrunch_conn_id=self.helpcrunch_conn_id, requests_per_minute=self.requests_per_minute
+        )
+
+    def execute(self, context: Context) -> list[int] | list[dict[str, Any]]:
+        # one more than asked for tells whether the result was cut
+        wanted = None if self.max_chats is None else self.max_chats + 1
+        try:
+            if self.filters:
+                found = self.hook.search_chats(
+                    self.filters,
+                    comparison=self.comparison,
+                    sort=self.sort,
+                    order=self.order,
+                    max_chats=wanted,
+                )
+            else:
+                found = self.hook.list_chats(sort=self.sort, order=self.order, max_chats=wanted)
+            chats = list(found)
+        finally:
+            self.hook.close()
+        if self.max_chats is not None and len(chats) > self.max_chats:
+            chats = chats[: self.max_chats]
+            self.log.warning(
+                "More than %d chats match; kept the first %d (max_chats), the rest are left for later.",
+                self.max_chats,
+                self.max_chats,
+            )
+        self.log.info("Found %d chat(s)", len(chats))
+        if self.return_ids:
+            return [chat["id"] for chat in chats]
+        return chats

@@ -1,0 +1,141 @@
+"""Search filters for ``POST /chats/search``: checked and typed before anything is sent."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
+
+OPERATORS = frozenset({"=", "!=", ">", "<", ">=", "<=", "~", "!~"})
+COMPARISONS = ("AND", "OR")
+ORDERS = ("asc", "desc")
+SORT_FIELDS = ("chats.createdAt", "chats.lastCustomerMessageAt", "chats.lastMessageAt", "chats.closedAt")
+
+# HelpCrunch fails a query whose value does not match the field's type.
+INT_FIELDS = frozenset({"chats.assignee", "chats.agents", "chats.department", "chats.customer"})
+TIMESTAMP_FIELDS = frozenset({"chats.createdAt", "chats.updatedAt", "chats.closedAt"})
+KNOWN_FIELDS = (
+    INT_FIELDS
+    | TIMESTAMP_FIELDS
+    | {
+        "chats.status",
+        "chats.rating",
+        "chats.customer.email",
+        "chats.customer.tagsData",
+    }
+)
+
+Filter = Mapping[str, Any] | Sequence[Any]
+
+
+def field_name(field: Any, where: str = "field") -> str:
+    """``"closedAt"`` -> ``"chats.closedAt"``; HelpCrunch's fields all live under ``chats.``."""
+    if not isinstance(field, str) or not field.strip():
+        raise HelpCrunchConfigError(f"{where} must be a non-empty string, got {field!r}")
+    field = field.strip()
+    return field if field.startswith("chats.") else f"chats.{field}"
+
+
+def to_timestamp(value: Any, where: str) -> int:
+    """UNIX seconds from an int, a numeric string (a rendered template), a datetime or a pendulum object."""
+    if isinstance(value, bool):
+        raise HelpCrunchConfigError(f"{where} must be a timestamp, got {value!r}")
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return int(aware.timestamp())
+    if isinstance(value, date):
+        return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp())
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            pass
+        else:
+            if number.is_integer():
+                return int(number)
+    raise HelpCrunchConfigError(
+        f"{where} must be a UNIX timestamp, a datetime or a pendulum date; got {value!r}"
+    )
+
+
+def _to_int(value: Any, where: str) -> int:
+    if isinstance(value, bool):
+        raise HelpCrunchConfigError(f"{where} must be an integer ID, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise HelpCrunchConfigError(f"{where} must be an integer ID, got {value!r}")
+
+
+def normalize_filter(entry: Filter, position: int = 0) -> dict[str, Any]:
+    """One filter, as a dict or a ``(field, operator, value)`` tuple, in HelpCrunch's form."""
+    where = f"filter [{position}]"
+    if isinstance(entry, Mapping):
+        unknown = set(entry) - {"field", "operator", "value"}
+        missing = {"field", "operator", "value"} - set(entry)
+        if missing or unknown:
+            raise HelpCrunchConfigError(
+                f"{where} must have exactly field, operator and value; got {dict(entry)!r}"
+            )
+        field, operator, value = entry["field"], entry["operator"], entry["value"]
+    elif isinstance(entry, Sequence) and not isinstance(entry, str) and len(entry) == 3:
+        field, operator, value = entry
+    else:
+        raise HelpCrunchConfigError(
+            f"{where} must be a dict with field, operator and value, or a (field, operator, value) tuple; "
+            f"got {entry!r}"
+        )
+    field = field_name(field, f"{where} field")
+    if operator not in OPERATORS:
+        raise HelpCrunchConfigError(
+            f"{where} has unknown operator {operator!r}; HelpCrunch takes {' '.join(sorted(OPERATORS))}"
+        )
+    if value is None:
+        raise HelpCrunchConfigError(f"{where} ({field}) has no value")
+    if field in TIMESTAMP_FIELDS:
+        value = to_timestamp(value, f"{where} ({field}) value")
+    elif field in INT_FIELDS:
+        value = _to_int(value, f"{where} ({field}) value")
+    elif field in KNOWN_FIELDS and not isinstance(value, str):
+        raise HelpCrunchConfigError(f"{where} ({field}) value must be a string, got {value!r}")
+    return {"field": field, "operator": operator, "value": value}
+
+
+def normalize_filters(filters: Any) -> list[dict[str, Any]]:
+    """Every filter checked; one filter alone (a dict or a 3-tuple) is accepted as a list of one."""
+    if filters is None:
+        return []
+    if isinstance(filters, Mapping) or (
+        isinstance(filters, tuple) and len(filters) == 3 and isinstance(filters[0], str)
+    ):
+        filters = [filters]
+    if isinstance(filters, str) or not isinstance(filters, Sequence):
+        raise HelpCrunchConfigError(f"filters must be a list of filters, got {filters!r}")
+    return [normalize_filter(entry, position) for position, entry in enumerate(filters)]
+
+
+def check_sort(sort: str | None, order: str | None) -> tuple[str | None, str | None]:
+    """Sort field (prefixed) and order, checked."""
+    if sort is not None:
+        sort = field_name(sort, "sort")
+        if sort not in SORT_FIELDS:
+            raise HelpCrunchConfigError(f"sort must be one of {', '.join(SORT_FIELDS)}; got {sort!r}")
+    if order is not None and order not in ORDERS:
+        raise HelpCrunchConfigError(f"order must be 'asc' or 'desc', got {order!r}")
+    return sort, order
+
+
+def check_max_chats(max_chats: Any) -> None:
+    """``max_chats`` must be a positive int, or ``None`` for no cap."""
+    if max_chats is not None and (
+        isinstance(max_chats, bool) or not isinstance(max_chats, int) or max_chats < 1
+    ):
+        raise HelpCrunchConfigError(f"max_chats must be a positive int or None, got {max_chats!r}")
