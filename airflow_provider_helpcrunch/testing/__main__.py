@@ -7,6 +7,7 @@ import shlex
 import signal
 import sys
 import threading
+import time
 
 from airflow_provider_helpcrunch.testing.server import DEFAULT_API_KEY, HelpCrunchStandIn
 
@@ -20,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     parser.add_argument("--chats", type=int, default=50, help="seeded chats to start with")
     parser.add_argument("--seed", type=int, default=0, help="seed of the chats")
+    parser.add_argument(
+        "--now", type=int, default=None, help="UNIX time the chats lead up to (default: the current time)"
+    )
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the bearer token to accept")
     parser.add_argument(
         "--requests-per-minute", type=int, default=120, help="rate limit per minute; 0 turns it off"
@@ -31,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     standin = HelpCrunchStandIn(
         chats=args.chats,
         seed=args.seed,
+        now=int(time.time()) if args.now is None else args.now,
         api_key=args.api_key,
         requests_per_minute=args.requests_per_minute or None,
         retry_after=args.retry_after,

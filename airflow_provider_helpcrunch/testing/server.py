@@ -86,7 +86,9 @@ class HelpCrunchStandIn:
     'http://127.0.0.1:40123/v1'
 
     :param chats: how many seeded chats to start with.
-    :param seed: the seed of those chats (the same seed, the same chats).
+    :param seed: the seed of those chats (the same seed and ``now``, the same chats).
+    :param now: UNIX time the chats' timestamps lead up to (default: a fixed moment, so that a seed alone
+        reproduces the chats; pass ``int(time.time())`` for chats of the last weeks).
     :param api_key: the bearer token the stand-in accepts.
     :param requests_per_minute: the rate limit per ``window``; ``None`` or 0 turns it off.
     :param window: the rate-limit window in seconds (60; shorter makes fast tests).
@@ -103,6 +105,7 @@ class HelpCrunchStandIn:
         *,
         chats: int = 50,
         seed: int = 0,
+        now: int | None = None,
         api_key: str = DEFAULT_API_KEY,
         requests_per_minute: int | None = 120,
         window: float = 60.0,
@@ -121,7 +124,8 @@ class HelpCrunchStandIn:
         self._host = host
         self._port = port
         self._lock = threading.RLock()
-        self._chats: dict[int, dict] = {chat["id"]: chat for chat in make_chats(chats, seed=seed)}
+        seeded = make_chats(chats, seed=seed) if now is None else make_chats(chats, seed=seed, now=now)
+        self._chats: dict[int, dict] = {chat["id"]: chat for chat in seeded}
         self._next_id = max(self._chats, default=5199) + 1
         self._requests: list[RequestRecord] = []
         self._window_hits: deque[float] = deque()

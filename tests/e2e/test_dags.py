@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from airflow_provider_helpcrunch.timestamps import timestamp_seconds
+from tests.conftest import API_KEY
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES = ("example_helpcrunch_cleanup", "example_helpcrunch_mark_in_batches")
+
+
+def run(dag, **conf):
+    dag_run = dag.test(run_conf=conf or None)
+    states = {
+        ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): ti.state
+        for ti in dag_run.get_task_instances()
+    }
+    return dag_run, states
+
+
+def test_example_dags_import_cleanly(dagbag):
+    from tests.e2e.conftest import load_dagbag
+
+    assert dagbag.import_errors == {}
+    for dag_id in EXAMPLES:
+        dag = dagbag.get_dag(dag_id)
+        assert dag is not None
+        assert set(dag.tags) == {"helpcrunch", "example"}
+        assert all(task.retries >= 1 for task in dag.tasks)
+        # loaded afresh: no warning (deprecations included) from the example or from this package
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fresh = load_dagbag(dag.fileloc)
+        assert fresh.import_errors == {}
+        ours = [
+            w
+            for w in caught
+            if "example_helpcrunch" in w.filename or "airflow_provider_helpcrunch" in w.filename
+        ]
+        assert ours == [], [str(w.message) for w in ours]
+
+
+def test_cleanup_example_marks_chats_closed_long_ago(dagbag, fast_connection, capsys):
+    import time
+
+    standin = fast_connection
+    before = standin.chats
+    recent = standin.add_chat(status="closed", closedAt=str(int(time.time() - 86400)), readByAgent=False)
+
+    dag_run, states = run(dagbag.get_dag("example_helpcrunch_cleanup"), lookback_days=3650)
+
+    assert dag_run.state == "success", states
+    # the DAG's cut-off: 7 days (the default param) before the end of the run's data interval
+    cutoff = dag_run.data_interval_end.timestamp() - 7 * 86400
+    old = {
+        i for i, c in before.items() if c["status"] == "closed" and timestamp_seconds(c["closedAt"]) < cutoff
+    }
+    assert len(old) >= 5
+    after = standin.chats
+    assert {i for i in old if after[i]["readByAgent"]} == old
+    assert after[recent["id"]]["readByAgent"] is False
+    assert {r.chat_id for r in standin.requests if r.method == "PUT"} == old
+    changed = {i for i in after if after[i] != before.get(i)} - {recent["id"]}
+    assert changed <= old
+    assert API_KEY not in capsys.readouterr().out
+
+
+def test_batches_example_expands_under_a_pool(dagbag, fast_connection):
+    standin = fast_connection
+    closed = {i for i, c in standin.chats.items() if c["status"] == "closed"}
+
+    dag_run, states = run(dagbag.get_dag("example_helpcrunch_mark_in_batches"), batch_size=5)
+
+    assert dag_run.state == "success", states
+    mapped = [key for key in states if key.startswith("mark_batch[")]
+    assert len(mapped) == -(-len(closed) // 5)
+    assert all(standin.chats[i]["readByAgent"] for i in closed)
+
+
+def test_every_xcom_form(dagbag, fast_connection):
+    standin = fast_connection
+    dag_run, states = run(dagbag.get_dag("helpcrunch_xcom_forms"))
+    assert dag_run.state == "success", states
+    chats = standin.chats
+    assert all(chats[i]["readByAgent"] for i in range(5200, 5214))
+    puts = [r.chat_id for r in standin.requests if r.method == "PUT"]
+    assert sorted(set(puts)) == sorted(puts)  # duplicates were marked once
+
+
+def test_failures_fail_the_run_and_say_why(dagbag, fast_connection):
+    standin = fast_connection
+    dag_run, states = run(dagbag.get_dag("helpcrunch_failures"))
+    assert dag_run.state == "failed"
+    assert states == {"mark_with_a_missing_chat": "failed", "mark_bad_input": "failed"}
+    # the missing chat did not stop the others; the bad input stopped everything before a request
+    assert standin.chat(5220)["readByAgent"] is True
+    assert standin.chat(5221)["readByAgent"] is True
+    assert {r.chat_id for r in standin.requests} == {5220, 999999, 5221}
