@@ -1,0 +1,148 @@
+"""The provider registers the way Airflow expects, on every supported version, with no deprecation."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import subprocess
+import sys
+import warnings
+from importlib import metadata, resources
+
+import jsonschema
+
+from airflow_provider_helpcrunch import __version__, get_provider_info
+from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
+from tests.conftest import REPO
+
+DISTRIBUTION = "airflow-provider-helpcrunch"
+PACKAGE = REPO / "airflow_provider_helpcrunch"
+
+
+def test_provider_info_validates_against_airflows_own_schema():
+    schema = json.loads(resources.files("airflow").joinpath("provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_package_name_and_version_match_the_distribution():
+    info = get_provider_info()
+    assert info["package-name"] == DISTRIBUTION
+    assert metadata.version(DISTRIBUTION) == __version__
+    assert info["versions"] == [__version__]
+
+
+def test_entry_point_resolves_to_get_provider_info():
+    (entry_point,) = [
+        ep
+        for ep in metadata.entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_")
+    ]
+    assert entry_point.load() is get_provider_info
+
+
+def test_declared_modules_and_classes_import():
+    info = get_provider_info()
+    for section in ("hooks", "operators"):
+        for entry in info[section]:
+            for module in entry["python-modules"]:
+                importlib.import_module(module)
+    (conn,) = info["connection-types"]
+    module, _, name = conn["hook-class-name"].rpartition(".")
+    assert getattr(importlib.import_module(module), name) is HelpCrunchHook
+    assert conn["connection-type"] == HelpCrunchHook.conn_type
+
+
+def test_form_is_declared_the_same_both_ways():
+    (conn,) = get_provider_info()["connection-types"]
+    behaviour = conn["ui-field-behaviour"]
+    assert HelpCrunchHook.get_ui_field_behaviour() == {
+        "hidden_fields": behaviour["hidden-fields"],
+        "relabeling": behaviour["relabeling"],
+        "placeholders": behaviour["placeholders"],
+    }
+    assert behaviour["relabeling"]["password"] == "API key"
+    assert behaviour["placeholders"]["host"] == "https://api.helpcrunch.com/v1"
+    assert set(conn["conn-fields"]) == {"requests_per_minute", "timeout", "max_retries"}
+    for field in conn["conn-fields"].values():
+        assert field["label"]
+        assert field["schema"]["type"] == ["integer", "null"]
+
+
+def test_providers_manager_discovers_hook_and_form_without_warnings():
+    from airflow.providers_manager import ProvidersManager
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        manager = ProvidersManager()
+        providers = manager.providers
+        hook = manager.hooks["helpcrunch"]
+        widgets = manager.connection_form_widgets
+        behaviours = manager.field_behaviours
+    assert DISTRIBUTION in providers
+    assert hook.hook_class_name == "airflow_provider_helpcrunch.hooks.helpcrunch.HelpCrunchHook"
+    assert hook.connection_id_attribute_name == "helpcrunch_conn_id"
+    assert hook.hook_name == "HelpCrunch"
+    for name in ("requests_per_minute", "timeout", "max_retries"):
+        assert f"extra__helpcrunch__{name}" in widgets
+    assert behaviours["helpcrunch"]["relabeling"]["password"] == "API key"
+    assert "login" in behaviours["helpcrunch"]["hidden_fields"]
+    ours = [
+        str(w.message) for w in caught if "HelpCrunch" in str(w.message) or "helpcrunch" in str(w.message)
+    ]
+    assert ours == []
+
+
+# Imports that moved or are deprecated somewhere between Airflow 2.11 and 3.3; compat resolves them.
+FORBIDDEN_IMPORTS = (
+    "airflow.hooks.base",
+    "airflow.models.baseoperator",
+    "airflow.models.dag",
+    "airflow.models.param",
+    "airflow.utils.log.secrets_masker",
+    "airflow.utils.context",
+    "airflow.decorators",
+    "airflow.exceptions",
+    "airflow.sdk",
+)
+
+
+def _imports(path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_no_moved_or_deprecated_airflow_import_in_the_package_or_examples():
+    sources = [*PACKAGE.rglob("*.py"), *(REPO / "example_dags").glob("*.py")]
+    offenders = {
+        str(path.relative_to(REPO)): sorted(m for m in _imports(path) if m.startswith(FORBIDDEN_IMPORTS))
+        for path in sources
+    }
+    assert {path: found for path, found in offenders.items() if found} == {}
+
+
+def test_importing_everything_warns_of_nothing_of_ours():
+    """A fresh interpreter imports every module of the package; no warning may point into it."""
+    modules = sorted(
+        ".".join(path.relative_to(REPO).with_suffix("").parts)
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "__main__.py"
+    )
+    script = (
+        "import importlib, warnings, json\n"
+        "warnings.simplefilter('always')\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        f"    for name in {modules!r}:\n"
+        "        importlib.import_module(name.removesuffix('.__init__'))\n"
+        "print(json.dumps([f'{w.filename}: {w.message}' for w in caught"
+        " if 'airflow_provider_helpcrunch' in w.filename]))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(completed.stdout.strip().splitlines()[-1]) == []
