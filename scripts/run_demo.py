@@ -1,0 +1,157 @@
+"""
+``make demo``: run the example cleanup DAG end to end on a local HelpCrunch stand-in, then report.
+
+No account and no network: Airflow's metadata DB is SQLite under ``.demo/``, HelpCrunch is the stand-in
+from ``airflow_provider_helpcrunch.testing`` on loopback, limited like the real API (120 requests in any
+60 s). Exits non-zero if the DAG run failed or a chat that should have been marked read was not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / ".demo"
+AIRFLOW_HOME = DEMO / "airflow"
+DAGS = AIRFLOW_HOME / "dags"
+RUN_LOG = DEMO / "dag-run.log"
+DAG_FILE = REPO / "example_dags" / "example_helpcrunch_cleanup.py"
+DAG_ID = "example_helpcrunch_cleanup"
+CLOSED_DAYS_AGO = 7  # the DAG's default
+CHATS = 80
+LIMIT = 120
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY": "True",
+    }
+)
+
+
+def step(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+@contextlib.contextmanager
+def output_to(path: Path):
+    """Send this process's stdout and stderr (file descriptors included) to a file for a while."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with path.open("w") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def main() -> int:
+    started = time.monotonic()
+    DAGS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DAG_FILE, DAGS / DAG_FILE.name)
+
+    step(f"Airflow metadata DB (SQLite) in {AIRFLOW_HOME.relative_to(REPO)}")
+    migrated = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True, check=False
+    )
+    if migrated.returncode:
+        print(migrated.stdout[-3000:], migrated.stderr[-3000:], sep="\n")
+        return 1
+
+    from airflow_provider_helpcrunch.testing import HelpCrunchStandIn
+    from airflow_provider_helpcrunch.timestamps import timestamp_seconds
+
+    with HelpCrunchStandIn(chats=CHATS, now=int(time.time()), requests_per_minute=LIMIT) as standin:
+        os.environ["AIRFLOW_CONN_HELPCRUNCH_DEFAULT"] = standin.connection_json()
+        step(f"HelpCrunch stand-in at {standin.base_url}: {CHATS} chats, limit {LIMIT} requests per 60 s")
+        before = standin.chats
+
+        try:
+            from airflow.dag_processing.dagbag import DagBag
+        except ImportError:  # Airflow 2
+            from airflow.models.dagbag import DagBag
+
+        step(f"dag.test() of {DAG_ID}, sweeping the whole history; full log in {RUN_LOG.relative_to(REPO)}")
+        with output_to(RUN_LOG):
+            dag = DagBag(dag_folder=str(DAGS)).get_dag(DAG_ID)
+            # The example retries twice, 5 minutes apart, as a production DAG should; the demo reports a
+            # failure at once instead.
+            for task in dag.tasks:
+                task.retries = 0
+            dag_run = dag.test(run_conf={"lookback_days": 3650})
+        for line in RUN_LOG.read_text().splitlines():
+            if line.startswith("airflow_provider_helpcrunch.exceptions."):
+                print("    " + line.removeprefix("airflow_provider_helpcrunch.exceptions."))
+            elif "airflow_provider_helpcrunch" in line and any(
+                word in line for word in ("Found ", "Marking ", "Progress: ", "Done: ", "not found")
+            ):
+                print("    " + line.split("] ", 1)[-1].split(" [airflow", 1)[0].strip())
+
+        after = standin.chats
+        requests_seen = standin.requests
+
+    cutoff = dag_run.data_interval_end.timestamp() - CLOSED_DAYS_AGO * 86400
+    due = sorted(
+        chat_id
+        for chat_id, chat in before.items()
+        if chat["status"] == "closed" and timestamp_seconds(chat["closedAt"]) < cutoff
+    )
+    unread_before = sum(1 for i in due if not before[i]["readByAgent"])
+    not_read = [i for i in due if not after[i]["readByAgent"]]
+    puts = [r for r in requests_seen if r.method == "PUT"]
+    marked = [r.chat_id for r in puts if r.status == 200]
+    missing = [r.chat_id for r in puts if r.status == 404]
+    throttled = sum(1 for r in requests_seen if r.status == 429)
+    # the marking step's pace: n requests span n - 1 intervals
+    span = puts[-1].time - puts[0].time if len(puts) > 1 else 0.0
+    rate = (len(puts) - 1) / span * 60 if span else 0.0
+    # what the limit is about: the most requests the server saw in any 60 s
+    arrivals = [r.time for r in requests_seen]
+    busiest = max((sum(1 for t in arrivals if start <= t < start + 60) for start in arrivals), default=0)
+
+    print()
+    print("HelpCrunch cleanup demo")
+    print(f"  DAG run              {dag_run.state}")
+    print(f"  chats in the inbox   {len(before)}")
+    print(f"  found (closed > {CLOSED_DAYS_AGO}d)  {len(due)} ({unread_before} of them unread by the agent)")
+    print(f"  marked read          {len(set(marked))}")
+    print(f"  missing (404)        {len(missing)}")
+    print(f"  still unread         {len(not_read)}")
+    errors = sum(1 for r in requests_seen if r.status is None or r.status >= 400) - throttled - len(missing)
+    print(f"  HTTP requests        {len(requests_seen)} ({throttled} answered 429, {errors} other errors)")
+    print(
+        f"  marking rate         {rate:.1f} requests/min against a limit of {LIMIT}/min ({rate / LIMIT:.0%})"
+    )
+    print(f"  busiest 60 s         {busiest} requests (limit {LIMIT})")
+    print(f"  elapsed              {time.monotonic() - started:.1f} s in all")
+
+    if dag_run.state != "success":
+        print(f"\nFAILED: the DAG run ended {dag_run.state}; see {RUN_LOG}", file=sys.stderr)
+        return 1
+    if not_read or not due:
+        print(
+            f"\nFAILED: chats that should be read are not: {not_read or 'none were found'}", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
