@@ -99,3 +99,11 @@ def test_failures_fail_the_run_and_say_why(dagbag, fast_connection):
     assert standin.chat(5220)["readByAgent"] is True
     assert standin.chat(5221)["readByAgent"] is True
     assert {r.chat_id for r in standin.requests} == {5220, 999999, 5221}
+
+
+def test_native_jinja_templates(dagbag, fast_connection):
+    standin = fast_connection
+    dag_run, states = run(dagbag.get_dag("helpcrunch_native_templates"))
+    assert dag_run.state == "success", states
+    assert standin.chat(5230)["readByAgent"] is True
+    assert standin.chat(5231)["readByAgent"] is True
