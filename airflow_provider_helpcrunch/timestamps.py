@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 from datetime import UTC, datetime
 
 
@@ -25,14 +27,15 @@ def timestamp_seconds(value: int | float | str | None) -> float | None:
         return None
     if isinstance(value, bool):
         raise ValueError(f"not a HelpCrunch timestamp: {value!r}")
+    seconds: float | None = None
     if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
+        seconds = float(value)
+    elif isinstance(value, str):
         text = value.strip()
         if not text:
             return None
-        try:
-            return float(text)
-        except ValueError:
-            pass
-    raise ValueError(f"not a HelpCrunch timestamp: {value!r}")
+        with contextlib.suppress(ValueError):
+            seconds = float(text)
+    if seconds is None or not math.isfinite(seconds):
+        raise ValueError(f"not a HelpCrunch timestamp: {value!r}")
+    return seconds

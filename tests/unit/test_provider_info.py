@@ -146,3 +146,18 @@ def test_importing_everything_warns_of_nothing_of_ours():
     )
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == []
+
+
+def test_airflow_cli_lists_the_provider_and_hook_without_warnings():
+    """What a user runs: `airflow providers list` and `airflow providers hooks`."""
+    for command, expected in (("list", DISTRIBUTION), ("hooks", "HelpCrunchHook")):
+        completed = subprocess.run(
+            [sys.executable, "-m", "airflow", "providers", command, "-o", "plain"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        assert expected in completed.stdout
+        warned = [line for line in completed.stderr.splitlines() if "helpcrunch" in line.lower()]
+        assert warned == []
