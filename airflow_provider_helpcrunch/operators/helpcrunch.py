@@ -32,7 +32,45 @@ def _id_list(ids: Sequence[int]) -> str:
     return f"[{shown}{more}]"
 
 
-class MarkChatReadOperator(BaseOperator):
+class BaseHelpCrunchOperator(BaseOperator):
+    """
+    What every HelpCrunch operator shares: the connection and the hook's overrides.
+
+    :param helpcrunch_conn_id: the Airflow connection with the HelpCrunch API key.
+    :param requests_per_minute: overrides the connection's pace (e.g. a share of the limit per mapped task).
+    :param timeout: overrides the connection's timeout, in seconds.
+    :param max_retries: overrides the connection's retries per request.
+    """
+
+    ui_color = "#d9e8ff"
+    ui_fgcolor = "#0b2a5b"
+
+    def __init__(
+        self,
+        *,
+        helpcrunch_conn_id: str = HelpCrunchHook.default_conn_name,
+        requests_per_minute: int | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.helpcrunch_conn_id = helpcrunch_conn_id
+        self.requests_per_minute = requests_per_minute
+        self.timeout = timeout
+        self.max_retries = max_retries
+
+    @cached_property
+    def hook(self) -> HelpCrunchHook:
+        return HelpCrunchHook(
+            helpcrunch_conn_id=self.helpcrunch_conn_id,
+            requests_per_minute=self.requests_per_minute,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+        )
+
+
+class MarkChatReadOperator(BaseHelpCrunchOperator):
     """
     Mark HelpCrunch chats read (or unread), by the agent or by the customer.
 
@@ -56,16 +94,13 @@ class MarkChatReadOperator(BaseOperator):
         ``"skip"`` logs a warning and succeeds.
     :param xcom_task_ids: task ID(s) to pull chat IDs from, added to ``chat_ids`` (templated).
     :param xcom_key: the XCom key to pull with ``xcom_task_ids`` (templated).
-    :param helpcrunch_conn_id: the Airflow connection with the HelpCrunch API key.
-    :param requests_per_minute: overrides the connection's pace (e.g. a share of the limit per mapped task).
-    :param timeout: overrides the connection's timeout, in seconds.
-    :param max_retries: overrides the connection's retries per request.
     :param progress_interval: seconds between two progress lines in the task log.
+
+    ``helpcrunch_conn_id``, ``requests_per_minute``, ``timeout`` and ``max_retries`` are as for
+    :class:`BaseHelpCrunchOperator`.
     """
 
     template_fields: Sequence[str] = ("chat_ids", "by", "xcom_task_ids", "xcom_key")
-    ui_color = "#d9e8ff"
-    ui_fgcolor = "#0b2a5b"
 
     def __init__(
         self,
@@ -76,10 +111,6 @@ class MarkChatReadOperator(BaseOperator):
         on_missing: str = "fail",
         xcom_task_ids: str | list[str] | None = None,
         xcom_key: str = "return_value",
-        helpcrunch_conn_id: str = HelpCrunchHook.default_conn_name,
-        requests_per_minute: int | None = None,
-        timeout: float | None = None,
-        max_retries: int | None = None,
         progress_interval: float = 10.0,
         **kwargs: Any,
     ) -> None:
@@ -96,20 +127,7 @@ class MarkChatReadOperator(BaseOperator):
         self.on_missing = on_missing
         self.xcom_task_ids = xcom_task_ids
         self.xcom_key = xcom_key
-        self.helpcrunch_conn_id = helpcrunch_conn_id
-        self.requests_per_minute = requests_per_minute
-        self.timeout = timeout
-        self.max_retries = max_retries
         self.progress_interval = progress_interval
-
-    @cached_property
-    def hook(self) -> HelpCrunchHook:
-        return HelpCrunchHook(
-            helpcrunch_conn_id=self.helpcrunch_conn_id,
-            requests_per_minute=self.requests_per_minute,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         by = self.by
@@ -228,7 +246,7 @@ def _per_minute(count: int, seconds: float) -> float:
     return (count - 1) / seconds * 60 if count > 1 and seconds > 0 else 0.0
 
 
-class HelpCrunchSearchChatsOperator(BaseOperator):
+class HelpCrunchSearchChatsOperator(BaseHelpCrunchOperator):
     """
     Find HelpCrunch chats with ``POST /chats/search``, every page of them, and push what was found.
 
@@ -246,13 +264,12 @@ class HelpCrunchSearchChatsOperator(BaseOperator):
     :param order: ``"asc"`` or ``"desc"`` (templated).
     :param max_chats: keep at most this many chats; more are left for the next run, and the log says so.
     :param return_ids: push a list of chat IDs (default) rather than the Chat dicts.
-    :param helpcrunch_conn_id: the Airflow connection with the HelpCrunch API key.
-    :param requests_per_minute: overrides the connection's pace.
+
+    ``helpcrunch_conn_id``, ``requests_per_minute``, ``timeout`` and ``max_retries`` are as for
+    :class:`BaseHelpCrunchOperator`.
     """
 
     template_fields: Sequence[str] = ("filters", "comparison", "sort", "order")
-    ui_color = "#d9e8ff"
-    ui_fgcolor = "#0b2a5b"
 
     def __init__(
         self,
@@ -263,8 +280,6 @@ class HelpCrunchSearchChatsOperator(BaseOperator):
         order: str | None = None,
         max_chats: int | None = None,
         return_ids: bool = True,
-        helpcrunch_conn_id: str = HelpCrunchHook.default_conn_name,
-        requests_per_minute: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -275,14 +290,6 @@ class HelpCrunchSearchChatsOperator(BaseOperator):
         self.order = order
         self.max_chats = max_chats
         self.return_ids = return_ids
-        self.helpcrunch_conn_id = helpcrunch_conn_id
-        self.requests_per_minute = requests_per_minute
-
-    @cached_property
-    def hook(self) -> HelpCrunchHook:
-        return HelpCrunchHook(
-            helpcrunch_conn_id=self.helpcrunch_conn_id, requests_per_minute=self.requests_per_minute
-        )
 
     def execute(self, context: Context) -> list[int] | list[dict[str, Any]]:
         # one more than asked for tells whether the result was cut

@@ -221,3 +221,12 @@ class TestSearchOperator:
     def test_bad_max_chats_at_parse_time(self):
         with pytest.raises(HelpCrunchConfigError, match="max_chats"):
             HelpCrunchSearchChatsOperator(task_id="find", max_chats=-1)
+
+
+def test_search_operator_takes_the_same_hook_overrides(set_connection):
+    set_connection("hc")
+    op = HelpCrunchSearchChatsOperator(
+        task_id="find", helpcrunch_conn_id="hc", requests_per_minute=30, timeout=4, max_retries=0
+    )
+    settings = op.hook.settings
+    assert (settings.requests_per_minute, settings.timeout, settings.max_retries) == (30, 4.0, 0)
