@@ -9,18 +9,20 @@ __version__ = "0.1.0"
 DEFAULT_BASE_URL = "https://api.helpcrunch.com/v1"
 
 # Connection form fields stored in the connection's ``extra``; the hook reads them, the form shows them.
-# name -> (label, description, default)
-CONNECTION_EXTRA_FIELDS: dict[str, tuple[str, str, int]] = {
+# name -> (label, description, default, minimum)
+CONNECTION_EXTRA_FIELDS: dict[str, tuple[str, str, int, int]] = {
     "requests_per_minute": (
         "Requests per minute",
         "The account's API limit. Keep it at 120 unless HelpCrunch raised it for you.",
         120,
+        1,
     ),
-    "timeout": ("Timeout (seconds)", "Seconds to wait to connect and for each response.", 30),
+    "timeout": ("Timeout (seconds)", "Seconds to wait to connect and for each response.", 30, 1),
     "max_retries": (
         "Max retries",
-        "Retries of one request after a 429, a 5xx, a timeout or a dropped connection.",
+        "Retries of one request after a 429, a 5xx, a timeout or a dropped connection (0: none).",
         5,
+        0,
     ),
 }
 
@@ -65,9 +67,9 @@ def get_provider_info() -> dict[str, Any]:
                     name: {
                         "label": label,
                         "description": description,
-                        "schema": {"type": ["integer", "null"], "minimum": 1, "default": default},
+                        "schema": {"type": ["integer", "null"], "minimum": minimum, "default": default},
                     }
-                    for name, (label, description, default) in CONNECTION_EXTRA_FIELDS.items()
+                    for name, (label, description, default, minimum) in CONNECTION_EXTRA_FIELDS.items()
                 },
             }
         ],

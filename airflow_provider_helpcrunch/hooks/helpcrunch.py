@@ -117,11 +117,11 @@ class HelpCrunchHook(BaseHook):
             name: IntegerField(
                 lazy_gettext(label),
                 description=description,
-                validators=[Optional(), NumberRange(min=1)],
+                validators=[Optional(), NumberRange(min=minimum)],
                 widget=BS3TextFieldWidget(),
                 default=default,
             )
-            for name, (label, description, default) in CONNECTION_EXTRA_FIELDS.items()
+            for name, (label, description, default, minimum) in CONNECTION_EXTRA_FIELDS.items()
         }
 
     @classmethod
@@ -153,11 +153,9 @@ class HelpCrunchHook(BaseHook):
         return HelpCrunchSettings(
             base_url=_base_url(conn.host, conn.port, where),
             api_key=api_key,
-            requests_per_minute=_positive_int(
-                "requests_per_minute", self._requests_per_minute, extra, where, minimum=1
-            ),
-            timeout=float(_positive_int("timeout", self._timeout, extra, where, minimum=1, numeric=float)),
-            max_retries=_positive_int("max_retries", self._max_retries, extra, where, minimum=0),
+            requests_per_minute=_setting("requests_per_minute", self._requests_per_minute, extra, where),
+            timeout=_setting("timeout", self._timeout, extra, where, numeric=float),
+            max_retries=_setting("max_retries", self._max_retries, extra, where),
         )
 
     @cached_property
@@ -494,16 +492,14 @@ def _base_url(host: str | None, port: int | None, where: str) -> str:
     return urlunsplit((scheme, netloc, path, "", ""))
 
 
-def _positive_int(
-    name: str,
-    argument: float | None,
-    extra: dict[str, Any],
-    where: str,
-    *,
-    minimum: int,
-    numeric: type = int,
+def _setting(
+    name: str, argument: float | None, extra: dict[str, Any], where: str, *, numeric: type = int
 ) -> Any:
-    """The hook argument, else the extra (plain or ``extra__helpcrunch__`` prefixed), else the default."""
+    """
+    The hook argument, else the extra (plain or ``extra__helpcrunch__`` prefixed), else the default;
+    checked against the field's minimum.
+    """
+    _, _, default, minimum = CONNECTION_EXTRA_FIELDS[name]
     if argument is not None:
         value, source = argument, f"argument {name}"
     else:
@@ -512,7 +508,7 @@ def _positive_int(
             value = extra.get(f"extra__helpcrunch__{name}")
         source = f"extra {name!r} of {where}"
         if value in (None, ""):
-            return numeric(CONNECTION_EXTRA_FIELDS[name][2])
+            return numeric(default)
     try:
         if isinstance(value, bool):
             raise ValueError

@@ -67,6 +67,9 @@ def test_form_is_declared_the_same_both_ways():
     for field in conn["conn-fields"].values():
         assert field["label"]
         assert field["schema"]["type"] == ["integer", "null"]
+    # the form accepts what the hook accepts: no retries at all is a valid choice
+    assert conn["conn-fields"]["max_retries"]["schema"]["minimum"] == 0
+    assert conn["conn-fields"]["requests_per_minute"]["schema"]["minimum"] == 1
 
 
 def test_providers_manager_discovers_hook_and_form_without_warnings():
