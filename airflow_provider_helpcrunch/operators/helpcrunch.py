@@ -166,6 +166,7 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
         marked: list[int] = result["marked"]
         missing: list[int] = result["missing"]
         started = last_report = time.monotonic()
+        position = 0
         try:
             for position, chat_id in enumerate(chat_ids):
                 try:
@@ -181,6 +182,21 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
                 if now - last_report >= self.progress_interval:
                     last_report = now
                     self._log_progress(position + 1, len(chat_ids), len(missing), now - started)
+        except HelpCrunchError:
+            raise
+        except BaseException as err:  # a task timeout, a kill, a bug: still say how far the run got
+            self.log.error(
+                "Interrupted at chat %d (%d of %d) by %s: %d chat(s) marked, %d not found, %d not done %s",
+                chat_ids[position],
+                position + 1,
+                len(chat_ids),
+                type(err).__name__,
+                len(marked),
+                len(missing),
+                len(chat_ids) - position,
+                _id_list(chat_ids[position:]),
+            )
+            raise
         finally:
             self.hook.close()
 

@@ -239,6 +239,25 @@ class TestFailures:
         assert marked_ids(requests_mock) == [1, 2, 2, 2, 2, 3]
 
 
+class TestInterruptions:
+    def test_a_timeout_or_kill_still_says_how_far_the_run_got(self, requests_mock, logs):
+        class TaskTimeout(BaseException):
+            pass
+
+        def answer(request, context):
+            if request.json()["id"] == 3:
+                raise TaskTimeout("execution_timeout")
+            return chat(request.json()["id"])
+
+        requests_mock.put(AGENT_URL, json=answer)
+        with pytest.raises(TaskTimeout):
+            run(MarkChatReadOperator(task_id="m", chat_ids=[1, 2, 3, 4]))
+        assert (
+            "Interrupted at chat 3 (3 of 4) by TaskTimeout: 2 chat(s) marked, 0 not found, 2 not done [3, 4]"
+            in (logs())
+        )
+
+
 class TestLogging:
     def test_progress_and_summary(self, requests_mock, logs):
         requests_mock.put(AGENT_URL, json=echo_chat)
