@@ -73,10 +73,20 @@ class ChatIds:
     def _add_items(self, items: Iterable[Any], prefix: str) -> None:
         seen = self._seen
         for index, item in enumerate(items):
-            # Fast path for the common case: a flat list of positive ints.
-            if type(item) is int and item > 0:
+            # Fast paths only accept: positive ints, chat dicts with one, ASCII digit strings. Anything
+            # else, every invalid item included, takes the full checks with its original value.
+            kind = type(item)
+            chat_id = None
+            if kind is int:
+                chat_id = item
+            elif kind is dict:
+                chat_id = item.get("id")
+                chat_id = chat_id if type(chat_id) is int else None
+            elif kind is str and item.isdigit() and item.isascii():
+                chat_id = int(item)
+            if chat_id is not None and chat_id > 0:
                 self.received += 1
-                seen[item] = None
+                seen[chat_id] = None
             else:
                 self._add_item(item, f"{prefix}[{index}]")
 

@@ -121,3 +121,17 @@ def test_several_sources_are_told_apart():
 def test_invalid_is_a_value_error_and_a_provider_error():
     assert issubclass(InvalidChatIdsError, ValueError)
     assert issubclass(InvalidChatIdsError, HelpCrunchError)
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        (["0"], "[0]='0' (not positive)"),
+        ([{"id": 0}], "[0]['id']=0"),
+        ([{"id": True}], "[0]['id']=True (bool)"),
+    ],
+)
+def test_fast_paths_report_the_original_value(value, named):
+    with pytest.raises(InvalidChatIdsError) as caught:
+        normalize_chat_ids(value)
+    assert named in str(caught.value)
