@@ -182,7 +182,8 @@ class HelpCrunchHook(BaseHook):
         )
         # Retries are driven by ``_request`` so that every attempt passes through the pacer; the adapter
         # only pools connections and never retries on its own.
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=4)
+        # room for MarkChatReadOperator's max_in_flight (at most 32)
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=32)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session

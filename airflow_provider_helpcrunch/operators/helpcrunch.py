@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 ON_MISSING_CHOICES = ("fail", "skip")
+MARKED, MISSING = "marked", "missing"
+MAX_IN_FLIGHT = 32
 _MAX_IDS_IN_MESSAGE = 50
 
 
@@ -94,6 +98,8 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
         ``"skip"`` logs a warning and succeeds.
     :param xcom_task_ids: task ID(s) to pull chat IDs from, added to ``chat_ids`` (templated).
     :param xcom_key: the XCom key to pull with ``xcom_task_ids`` (templated).
+    :param max_in_flight: chats under way at once (1 to 32). The pace stays at ``requests_per_minute``
+        either way; more in flight keeps it there when HelpCrunch is slow to answer.
     :param progress_interval: seconds between two progress lines in the task log.
 
     ``helpcrunch_conn_id``, ``requests_per_minute``, ``timeout`` and ``max_retries`` are as for
@@ -111,6 +117,7 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
         on_missing: str = "fail",
         xcom_task_ids: str | list[str] | None = None,
         xcom_key: str = "return_value",
+        max_in_flight: int = 4,
         progress_interval: float = 10.0,
         **kwargs: Any,
     ) -> None:
@@ -119,6 +126,12 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
             raise ValueError(f"on_missing must be 'fail' or 'skip', got {on_missing!r}")
         if not isinstance(read, bool):
             raise ValueError(f"read must be True or False, got {read!r}")
+        if (
+            isinstance(max_in_flight, bool)
+            or not isinstance(max_in_flight, int)
+            or not (1 <= max_in_flight <= MAX_IN_FLIGHT)
+        ):
+            raise ValueError(f"max_in_flight must be an int from 1 to {MAX_IN_FLIGHT}, got {max_in_flight!r}")
         if isinstance(by, str) and "{{" not in by and by not in READ_ENDPOINTS:
             raise ValueError(f"by must be 'agent' or 'customer', got {by!r}")
         self.chat_ids = chat_ids
@@ -127,6 +140,7 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
         self.on_missing = on_missing
         self.xcom_task_ids = xcom_task_ids
         self.xcom_key = xcom_key
+        self.max_in_flight = max_in_flight
         self.progress_interval = progress_interval
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -163,42 +177,12 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
             settings.requests_per_minute,
             settings.base_url,
         )
+        started = time.monotonic()
+        outcomes = self._mark_all(chat_ids, by, started)
         marked: list[int] = result["marked"]
         missing: list[int] = result["missing"]
-        started = last_report = time.monotonic()
-        position = 0
-        try:
-            for position, chat_id in enumerate(chat_ids):
-                try:
-                    self.hook.mark_chat_read(chat_id, by=by, read=self.read)
-                except HelpCrunchNotFoundError:
-                    missing.append(chat_id)
-                    self.log.warning("Chat %d was not found in HelpCrunch", chat_id)
-                except HelpCrunchError as err:
-                    raise self._stopped(err, chat_id, position, chat_ids, marked, missing) from err
-                else:
-                    marked.append(chat_id)
-                now = time.monotonic()
-                if now - last_report >= self.progress_interval:
-                    last_report = now
-                    self._log_progress(position + 1, len(chat_ids), len(missing), now - started)
-        except HelpCrunchError:
-            raise
-        except BaseException as err:  # a task timeout, a kill, a bug: still say how far the run got
-            self.log.error(
-                "Interrupted at chat %d (%d of %d) by %s: %d chat(s) marked, %d not found, %d not done %s",
-                chat_ids[position],
-                position + 1,
-                len(chat_ids),
-                type(err).__name__,
-                len(marked),
-                len(missing),
-                len(chat_ids) - position,
-                _id_list(chat_ids[position:]),
-            )
-            raise
-        finally:
-            self.hook.close()
+        marked += [chat_id for chat_id in chat_ids if outcomes[chat_id] == MARKED]
+        missing += [chat_id for chat_id in chat_ids if outcomes[chat_id] == MISSING]
 
         elapsed = time.monotonic() - started
         self.log.info(
@@ -224,6 +208,63 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
             self.log.warning(message)
         return result
 
+    def _mark_one(self, chat_id: int, by: str) -> str:
+        try:
+            self.hook.mark_chat_read(chat_id, by=by, read=self.read)
+        except HelpCrunchNotFoundError:
+            self.log.warning("Chat %d was not found in HelpCrunch", chat_id)
+            return MISSING
+        return MARKED
+
+    def _mark_all(self, chat_ids: list[int], by: str, started: float) -> dict[int, str]:
+        """
+        Mark every chat, at most ``max_in_flight`` at a time, all through the hook's one pacer.
+
+        Returns each chat's outcome. On an error other than a 404 no new chat is started; the chats
+        already under way finish, and the error says what was done and what was not.
+        """
+        outcomes: dict[int, str] = {}
+        failure: tuple[int, HelpCrunchError] | None = None
+        pending: dict[Future[str], int] = {}
+        queue = iter(chat_ids)
+        last_report = started
+        pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="helpcrunch-mark")
+        try:
+            for chat_id in itertools.islice(queue, self.max_in_flight):
+                pending[pool.submit(self._mark_one, chat_id, by)] = chat_id
+            while pending:
+                done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in done:
+                    chat_id = pending.pop(future)
+                    try:
+                        outcomes[chat_id] = future.result()
+                    except HelpCrunchError as err:
+                        failure = failure or (chat_id, err)
+                    if failure is None and (following := next(queue, None)) is not None:
+                        pending[pool.submit(self._mark_one, following, by)] = following
+                now = time.monotonic()
+                if now - last_report >= self.progress_interval:
+                    last_report = now
+                    missing = sum(1 for outcome in outcomes.values() if outcome == MISSING)
+                    self._log_progress(len(outcomes), len(chat_ids), missing, now - started)
+        except BaseException as err:  # a task timeout, a kill, a bug: still say how far the run got
+            not_done = [chat_id for chat_id in chat_ids if chat_id not in outcomes]
+            self.log.error(
+                "Interrupted by %s: %d chat(s) marked, %d not found, %d not done %s",
+                type(err).__name__,
+                sum(1 for outcome in outcomes.values() if outcome == MARKED),
+                sum(1 for outcome in outcomes.values() if outcome == MISSING),
+                len(not_done),
+                _id_list(not_done),
+            )
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.hook.close()
+        if failure is not None:
+            raise self._stopped(*failure, chat_ids, outcomes)
+        return outcomes
+
     def _log_progress(self, done: int, total: int, missing: int, elapsed: float) -> None:
         rate = _per_minute(done, elapsed)
         left = f"about {(total - done) / rate * 60:.0f} s left" if rate else "time left not known yet"
@@ -238,19 +279,15 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
         )
 
     def _stopped(
-        self,
-        err: HelpCrunchError,
-        chat_id: int,
-        position: int,
-        chat_ids: list[int],
-        marked: list[int],
-        missing: list[int],
+        self, chat_id: int, err: HelpCrunchError, chat_ids: list[int], outcomes: dict[int, str]
     ) -> HelpCrunchError:
         """The same kind of error, saying what was done before the stop and what was not."""
-        not_done = chat_ids[position:]
+        marked = sum(1 for outcome in outcomes.values() if outcome == MARKED)
+        missing = sum(1 for outcome in outcomes.values() if outcome == MISSING)
+        not_done = [i for i in chat_ids if i not in outcomes]
         message = (
-            f"Stopped at chat {chat_id} ({position + 1} of {len(chat_ids)}): {len(marked)} chat(s) were "
-            f"marked before the stop, {len(missing)} not found, {len(not_done)} not done "
+            f"Stopped at chat {chat_id} ({chat_ids.index(chat_id) + 1} of {len(chat_ids)}): {marked} chat(s) "
+            f"were marked before the stop, {missing} not found, {len(not_done)} not done "
             f"{_id_list(not_done)}. Cause: {err}"
         )
         self.log.error(message)

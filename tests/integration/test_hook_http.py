@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import pytest
@@ -131,6 +132,30 @@ class TestConnectionOverHttp:
 
 
 class TestOperatorOverHttp:
+    @pytest.mark.parametrize("max_in_flight", [1, 4])
+    def test_max_in_flight_overlaps_slow_requests(self, make_helpcrunch_standin, max_in_flight):
+        latency = 0.2
+        standin = make_helpcrunch_standin(
+            chats=16, api_key=API_KEY, requests_per_minute=None, latency=latency
+        )
+        op = MarkChatReadOperator(
+            task_id="mark",
+            chat_ids=list(standin.chats),
+            requests_per_minute=6000,
+            max_in_flight=max_in_flight,
+        )
+        result = op.execute({})
+        assert result["marked"] == list(standin.chats)
+        arrivals = [r.time for r in standin.requests]
+        gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+        # one at a time, a request starts only once the previous one (answered after `latency`) is done
+        overlapping = max(sum(1 for t in arrivals if start <= t < start + latency) for start in arrivals)
+        if max_in_flight == 1:
+            assert min(gaps) >= latency
+            assert overlapping == 1
+        else:
+            assert 2 <= overlapping <= max_in_flight
+
     def test_marks_everything_and_reports_missing(self, standin, caplog, capsys):
         ids = list(standin.chats)[:20]
         standin.inject(Fault(status=503), chat_id=ids[3])
@@ -159,4 +184,5 @@ class TestOperatorOverHttp:
         op = MarkChatReadOperator(task_id="mark", chat_ids=list(standin.chats), requests_per_minute=6000)
         with pytest.raises(HelpCrunchAuthError, match="0 chat\\(s\\) were marked before the stop"):
             op.execute({})
-        assert len(standin.requests) == 1
+        # no chat is started after the 401; those already under way (max_in_flight) finish
+        assert len(standin.requests) <= op.max_in_flight
