@@ -20,7 +20,7 @@ CONNECTION_EXTRA_FIELDS: dict[str, tuple[str, str, int, int]] = {
     "timeout": ("Timeout (seconds)", "Seconds to wait to connect and for each response.", 30, 1),
     "max_retries": (
         "Max retries",
-        "Retries of one request after a 429, a 5xx, a timeout or a dropped connection (0: none).",
+        "Retries after a 5xx, a timeout or a dropped connection (0: none); 429s are waited out instead.",
         5,
         0,
     ),

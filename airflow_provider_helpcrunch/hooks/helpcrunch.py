@@ -67,11 +67,13 @@ class HelpCrunchHook(BaseHook):
     :param requests_per_minute: the most requests this hook sends in any 60 s (default 120, the account
         limit).
     :param timeout: seconds to wait to connect and for each response (default 30).
-    :param max_retries: retries of one request after a 429, a 5xx, a timeout or a dropped connection
-        (default 5).
+    :param max_retries: retries of one request after a 5xx, a timeout or a dropped connection (default 5).
     :param retry_backoff: first wait in seconds before a retry when the server gives no ``Retry-After``;
         doubled at each further retry, plus jitter (default 1).
     :param retry_backoff_max: the longest wait between two retries, in seconds (default 60).
+    :param rate_limit_wait: how long one request may wait out 429s, in seconds, before it fails with
+        :class:`HelpCrunchRateLimitError` (default 300). 429s do not count against ``max_retries``: the
+        limit is shared by everything that uses the key, and waiting is the answer to it.
     """
 
     conn_name_attr = "helpcrunch_conn_id"
@@ -91,6 +93,7 @@ class HelpCrunchHook(BaseHook):
         max_retries: int | None = None,
         retry_backoff: float = 1.0,
         retry_backoff_max: float = 60.0,
+        rate_limit_wait: float = 300.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -100,6 +103,7 @@ class HelpCrunchHook(BaseHook):
         self._max_retries = max_retries
         self.retry_backoff = retry_backoff
         self.retry_backoff_max = retry_backoff_max
+        self.rate_limit_wait = rate_limit_wait
         self._sleep: Callable[[float], object] = time.sleep
 
     # ------------------------------------------------------------------ connection form (Airflow < 3.2)
@@ -326,7 +330,7 @@ class HelpCrunchHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Check the key and the base URL with one cheap authenticated request (``GET /chats?limit=1``)."""
         try:
-            self._request("GET", "/chats", params={"limit": 1}, max_retries=0)
+            self._request("GET", "/chats", params={"limit": 1}, max_retries=0, rate_limit_wait=0.0)
         except HelpCrunchError as err:
             return False, str(err)
         except Exception as err:  # the UI shows the message; never let a surprise escape as a 500
@@ -344,20 +348,26 @@ class HelpCrunchHook(BaseHook):
         params: dict[str, Any] | None = None,
         chat_id: int | None = None,
         max_retries: int | None = None,
+        rate_limit_wait: float | None = None,
     ) -> Any:
         """
         Send one API request, paced, retried and turned into JSON or a typed error.
 
-        429 waits for ``Retry-After`` when given, otherwise backs off and slows the pace; 5xx, timeouts
-        and dropped connections back off exponentially with jitter; every attempt is paced and bounded by
-        ``timeout``. Other errors are raised at once.
+        429 waits for ``Retry-After`` when given, otherwise backs off and slows the pace, for up to
+        ``rate_limit_wait`` seconds in all; 5xx, timeouts and dropped connections back off exponentially
+        with jitter, up to ``max_retries`` times; every attempt is paced and bounded by ``timeout``. Other
+        errors are raised at once.
         """
         settings = self.settings
         session = self.get_conn()
         retries = settings.max_retries if max_retries is None else max_retries
+        if rate_limit_wait is None:
+            rate_limit_wait = self.rate_limit_wait
         url = settings.base_url + path
         action = f"{method} {path}"
-        attempt = 0
+        about = f" for chat {chat_id}" if chat_id is not None else ""
+        attempt = failures = throttles = 0
+        throttled_for = 0.0
         while True:
             attempt += 1
             self.rate_limiter.acquire()
@@ -368,20 +378,20 @@ class HelpCrunchHook(BaseHook):
                     f"Could not send {action} to HelpCrunch: {type(err).__name__}: {err}", chat_id=chat_id
                 ) from err
             except (*_RETRYABLE_TRANSPORT_ERRORS, Urllib3HTTPError) as err:
-                if attempt > retries:
+                failures += 1
+                if failures > retries:
                     raise HelpCrunchConnectionError(
-                        f"HelpCrunch did not answer {action}"
-                        + (f" for chat {chat_id}" if chat_id is not None else "")
-                        + f" after {attempt} attempt(s): {type(err).__name__}: {err}",
+                        f"HelpCrunch did not answer {action}{about} after {attempt} attempt(s): "
+                        f"{type(err).__name__}: {err}",
                         chat_id=chat_id,
                     ) from err
-                delay = self._backoff(attempt)
+                delay = self._backoff(failures)
                 self.log.warning(
                     "%s%s failed (%s); retry %d of %d in %.1f s",
                     action,
-                    f" for chat {chat_id}" if chat_id is not None else "",
+                    about,
                     type(err).__name__,
-                    attempt,
+                    failures,
                     retries,
                     delay,
                 )
@@ -390,24 +400,39 @@ class HelpCrunchHook(BaseHook):
                 if status < 400:
                     self.rate_limiter.speed_up()
                     return _json_body(response, action, chat_id)
-                if (status != 429 and status < 500) or attempt > retries:
-                    raise error_from_response(response, action=action, chat_id=chat_id, attempts=attempt)
-                retry_after = _retry_after(response) if status == 429 else None
                 if status == 429:
+                    throttles += 1
                     self.rate_limiter.slow_down()
+                    retry_after = _retry_after(response)
+                    delay = retry_after if retry_after is not None else self._backoff(throttles)
+                    if throttled_for + delay > rate_limit_wait:
+                        raise error_from_response(response, action=action, chat_id=chat_id, attempts=attempt)
+                    throttled_for += delay
                     if retry_after is not None:
                         self.rate_limiter.pause(retry_after)
-                delay = retry_after if retry_after is not None else self._backoff(attempt)
-                self.log.warning(
-                    "HelpCrunch answered %d to %s%s; retry %d of %d in %.1f s%s",
-                    status,
-                    action,
-                    f" for chat {chat_id}" if chat_id is not None else "",
-                    attempt,
-                    retries,
-                    delay,
-                    f" (pace now {self.rate_limiter.rate:.0f}/min)" if status == 429 else "",
-                )
+                    self.log.warning(
+                        "HelpCrunch answered 429 to %s%s; retry in %.1f s (pace now %.0f/min)",
+                        action,
+                        about,
+                        delay,
+                        self.rate_limiter.rate,
+                    )
+                elif status >= 500:
+                    failures += 1
+                    if failures > retries:
+                        raise error_from_response(response, action=action, chat_id=chat_id, attempts=attempt)
+                    delay = self._backoff(failures)
+                    self.log.warning(
+                        "HelpCrunch answered %d to %s%s; retry %d of %d in %.1f s",
+                        status,
+                        action,
+                        about,
+                        failures,
+                        retries,
+                        delay,
+                    )
+                else:
+                    raise error_from_response(response, action=action, chat_id=chat_id, attempts=attempt)
             finally:
                 self.rate_limiter.release()
             self._sleep(delay)

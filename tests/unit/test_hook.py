@@ -248,8 +248,8 @@ class TestRetries:
         assert len(clock.backoffs) == 2
         assert all(0.5 <= wait <= 2 for wait in clock.backoffs)
 
-    def test_429_after_every_retry(self, make_hook, requests_mock):
-        hook = make_hook(max_retries=2)
+    def test_429_is_waited_out_up_to_rate_limit_wait(self, make_hook, clock, requests_mock):
+        hook = make_hook(rate_limit_wait=30, retry_backoff=1.0, retry_backoff_max=60)
         body = {
             "errors": [
                 {"code": "invalid_request", "message": "Invalid request"},
@@ -257,11 +257,31 @@ class TestRetries:
             ]
         }
         requests_mock.put(AGENT_URL, status_code=429, json=body)
-        with pytest.raises(HelpCrunchRateLimitError, match="after 3 attempts") as caught:
+        with pytest.raises(HelpCrunchRateLimitError, match=r"429 .* after \d+ attempts") as caught:
             hook.mark_chat_read(42)
-        assert requests_mock.call_count == 3
+        # waits 1, 2, 4, 8, 16 s (each between half and all of that) until the next would pass 30 s
+        assert sum(clock.backoffs) <= 30
+        assert requests_mock.call_count == len(clock.backoffs) + 1 >= 4
         assert caught.value.codes == ("invalid_request", "too_many_requests")
         assert caught.value.chat_id == 42
+
+    def test_429s_do_not_use_up_max_retries(self, make_hook, requests_mock):
+        hook = make_hook(max_retries=0)
+        requests_mock.put(
+            AGENT_URL, [{"status_code": 429, "json": errors("too_many_requests")}] * 6 + [{"json": chat(1)}]
+        )
+        assert hook.mark_chat_read(1)["id"] == 1
+        assert requests_mock.call_count == 7
+
+    def test_a_retry_after_beyond_rate_limit_wait_fails_at_once(self, make_hook, clock, requests_mock):
+        hook = make_hook(rate_limit_wait=60)
+        requests_mock.put(
+            AGENT_URL, status_code=429, headers={"Retry-After": "3600"}, json=errors("too_many_requests")
+        )
+        with pytest.raises(HelpCrunchRateLimitError):
+            hook.mark_chat_read(1)
+        assert requests_mock.call_count == 1
+        assert clock.backoffs == []
 
     @pytest.mark.parametrize("status", [500, 502, 503, 504])
     def test_5xx_retried_with_exponential_backoff(self, make_hook, clock, requests_mock, status):
@@ -331,6 +351,14 @@ class TestTestConnection:
         assert "invalid_token" in message
         assert API_KEY not in message
 
+    def test_rate_limited_answers_at_once(self, hook, clock, requests_mock):
+        requests_mock.get(f"{BASE}/chats", status_code=429, json=errors("too_many_requests"))
+        ok, message = hook.test_connection()
+        assert not ok
+        assert "429" in message
+        assert requests_mock.call_count == 1
+        assert clock.backoffs == []
+
     def test_unreachable_is_not_retried(self, hook, requests_mock):
         requests_mock.get(f"{BASE}/chats", exc=requests.ConnectionError("Name or service not known"))
         ok, message = hook.test_connection()
@@ -347,7 +375,7 @@ class TestTestConnection:
 
 class TestSecrecy:
     def test_key_in_no_error_and_no_log(self, make_hook, requests_mock, caplog):
-        hook = make_hook(max_retries=1)
+        hook = make_hook(max_retries=1, rate_limit_wait=1.5)
         requests_mock.put(
             AGENT_URL,
             [
