@@ -1,0 +1,445 @@
+"""
+``make bench``: throughput at HelpCrunch's limit, against the local stand-in on loopback.
+
+Every case runs against a fresh stand-in with HelpCrunch's sliding-window limit, and is judged by what the
+stand-in saw: achieved rate as a fraction of the limit, 429s drawn, chats lost (still unread at the end).
+
+1. this provider at a scaled limit (600/min) and at the real one (120/min);
+2. peers on the same server and N: a plain ``requests`` loop in a task, and
+   ``HttpOperator.partial(...).expand(data=...)``, each written as an Airflow user would;
+3. 1 s of latency on every answer: one request at a time against ``max_in_flight``;
+4. four processes sharing one key against one 120/min stand-in;
+5. client CPU per request, the hook against a bare ``requests.Session``;
+6. normalising 100,000 and 1,000,000 chat IDs from XCom shapes.
+
+Writes ``benchmarks/results/results.md``, ``results.json`` and ``throughput.png``; prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import tracemalloc
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+AIRFLOW_HOME = RESULTS / "airflow"
+RESULTS.mkdir(parents=True, exist_ok=True)
+(AIRFLOW_HOME / "dags").mkdir(parents=True, exist_ok=True)
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(AIRFLOW_HOME / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY": "True",
+    }
+)
+
+from airflow_provider_helpcrunch.testing import HelpCrunchStandIn  # noqa: E402
+
+LOG = RESULTS / "bench.log"
+
+
+@dataclass
+class Row:
+    case: str
+    client: str
+    chats: int
+    limit: int
+    wall_s: float
+    rate: float  # successful requests per minute / limit, over the run
+    throttled: int  # 429s drawn
+    lost: int  # chats still unread at the end
+    note: str = ""
+    timeline: list[tuple[float, int]] = field(default_factory=list, repr=False)  # (seconds, status)
+
+
+_BEGAN = time.perf_counter()
+
+
+def step(message: str) -> None:
+    print(f"==> [{time.perf_counter() - _BEGAN:5.0f} s] {message}", flush=True)
+
+
+@contextlib.contextmanager
+def quiet():
+    """Task and hook logs go to benchmarks/results/bench.log, not to the table."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with LOG.open("a") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def fresh_standin(chats: int, limit: int, latency: float = 0.0) -> tuple[HelpCrunchStandIn, list[int]]:
+    standin = HelpCrunchStandIn(chats=0, requests_per_minute=limit, latency=latency).start()
+    ids = [standin.add_chat(id=5200 + n, readByAgent=False)["id"] for n in range(chats)]
+    os.environ["AIRFLOW_CONN_HELPCRUNCH_DEFAULT"] = standin.connection_json()
+    return standin, ids
+
+
+def judge(
+    case: str, client: str, standin: HelpCrunchStandIn, ids: list[int], limit: int, wall: float, note=""
+):
+    requests_seen = standin.requests
+    ok = [r.time for r in requests_seen if r.status == 200]
+    rate = (len(ok) - 1) / (ok[-1] - ok[0]) * 60 / limit if len(ok) > 1 and ok[-1] > ok[0] else 0.0
+    chats = standin.chats
+    start = requests_seen[0].time if requests_seen else 0.0
+    return Row(
+        case=case,
+        client=client,
+        chats=len(ids),
+        limit=limit,
+        wall_s=round(wall, 1),
+        rate=round(rate, 3),
+        throttled=sum(1 for r in requests_seen if r.status == 429),
+        lost=sum(1 for chat_id in ids if not chats[chat_id]["readByAgent"]),
+        note=note,
+        timeline=[(round(r.time - start, 3), r.status or 0) for r in requests_seen],
+    )
+
+
+# ---------------------------------------------------------------------- the clients
+
+
+def run_provider(case: str, chats: int, limit: int, *, latency: float = 0.0, max_in_flight: int = 4) -> Row:
+    from airflow_provider_helpcrunch.operators.helpcrunch import MarkChatReadOperator
+
+    standin, ids = fresh_standin(chats, limit, latency)
+    op = MarkChatReadOperator(
+        task_id="mark", chat_ids=ids, requests_per_minute=limit, max_in_flight=max_in_flight
+    )
+    started = time.perf_counter()
+    note = ""
+    try:
+        with quiet():
+            op.execute({})
+    except Exception as err:
+        note = f"task failed: {type(err).__name__}"
+    wall = time.perf_counter() - started
+    standin.stop()
+    return judge(case, f"this provider (max_in_flight={max_in_flight})", standin, ids, limit, wall, note)
+
+
+def requests_loop_task(chat_ids: list[int]) -> None:
+    """What a DAG author writes first, in a ``@task``: a loop of PUTs with the connection's key."""
+    import requests
+    from airflow.providers.common.compat.sdk import BaseHook
+
+    conn = BaseHook.get_connection("helpcrunch_default")
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {conn.password}"
+    for chat_id in chat_ids:
+        response = session.put(
+            f"{conn.host}/chats/readByAgent", json={"id": chat_id, "read": True}, timeout=30
+        )
+        response.raise_for_status()
+
+
+def run_requests_loop(case: str, chats: int, limit: int) -> Row:
+    standin, ids = fresh_standin(chats, limit)
+    started = time.perf_counter()
+    note = "completed"
+    try:
+        requests_loop_task(ids)
+    except Exception as err:
+        note = f"task failed at the first 429 ({type(err).__name__})"
+    wall = time.perf_counter() - started
+    standin.stop()
+    return judge(case, "requests loop in a @task", standin, ids, limit, wall, note)
+
+
+HTTP_DAG = textwrap.dedent(
+    """
+    import json
+    import pendulum
+    from airflow.providers.common.compat.sdk import DAG
+    from airflow.providers.http.operators.http import HttpOperator
+
+    START = pendulum.datetime(2026, 1, 1)
+
+    with DAG("bench_http_operator", schedule=None, start_date=START, catchup=False) as dag:
+        HttpOperator.partial(
+            task_id="mark_read",
+            http_conn_id="helpcrunch_http",
+            endpoint="v1/chats/readByAgent",
+            method="PUT",
+            headers={
+                "Authorization": "Bearer {{ conn.helpcrunch_default.password }}",
+                "Content-Type": "application/json",
+            },
+        ).expand(data=[json.dumps({"id": chat_id, "read": True}) for chat_id in CHAT_IDS])
+    """
+)
+
+
+def run_http_operator(case: str, chats: int, limit: int) -> Row:
+    standin, ids = fresh_standin(chats, limit)
+    dag_file = AIRFLOW_HOME / "dags" / "bench_http_operator.py"
+    dag_file.write_text(f"CHAT_IDS = {ids!r}\n" + HTTP_DAG)
+    os.environ["AIRFLOW_CONN_HELPCRUNCH_HTTP"] = json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "port": standin.port, "schema": "http"}
+    )
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 2
+        from airflow.models.dagbag import DagBag
+
+    started = time.perf_counter()
+    with quiet():
+        dag = DagBag(dag_folder=str(dag_file)).get_dag("bench_http_operator")
+        dag_run = dag.test()
+        failed = sum(1 for ti in dag_run.get_task_instances() if ti.state != "success")
+    wall = time.perf_counter() - started
+    standin.stop()
+    note = f"{failed} mapped task(s) failed" if failed else "every mapped task succeeded"
+    return judge(case, "HttpOperator.partial().expand()", standin, ids, limit, wall, note)
+
+
+SHARED_KEY_WORKER = textwrap.dedent(
+    """
+    import json, sys
+    from airflow_provider_helpcrunch.operators.helpcrunch import MarkChatReadOperator
+    ids = json.loads(sys.argv[1])
+    try:
+        result = MarkChatReadOperator(task_id="mark", chat_ids=ids, progress_interval=1e9).execute({})
+        print(json.dumps({"marked": len(result["marked"])}))
+    except Exception as err:
+        print(json.dumps({"error": f"{type(err).__name__}: {err}"[:300]}))
+    """
+)
+
+
+def run_shared_key(case: str, chats: int, limit: int, workers: int = 4) -> Row:
+    standin, ids = fresh_standin(chats, limit)
+    shares = [ids[n::workers] for n in range(workers)]
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", SHARED_KEY_WORKER, json.dumps(share)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for share in shares
+    ]
+    outputs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in processes]
+    wall = time.perf_counter() - started
+    standin.stop()
+    errors = [o["error"] for o in outputs if "error" in o]
+    note = f"{workers} processes, each at the default 120/min" + (
+        f"; {len(errors)} failed: {errors[0]}" if errors else ""
+    )
+    return judge(case, f"this provider x{workers} on one key", standin, ids, limit, wall, note)
+
+
+# ---------------------------------------------------------------------- client cost and scale
+
+
+def client_cost(requests_count: int = 2000) -> dict[str, float]:
+    """CPU seconds per request in this process; the stand-in runs in another process."""
+    import requests
+
+    from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
+
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_helpcrunch.testing",
+            "--chats",
+            "50",
+            "--requests-per-minute",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        server.stdout.readline()
+        conn = json.loads(server.stdout.readline().split("=", 1)[1].strip().strip("'"))
+        os.environ["AIRFLOW_CONN_HELPCRUNCH_DEFAULT"] = json.dumps(conn)
+        ids = [5200 + n % 50 for n in range(requests_count)]
+
+        bare = requests.Session()
+        bare.headers["Authorization"] = f"Bearer {conn['password']}"
+        url = f"{conn['host']}/chats/readByAgent"
+        bare.put(url, json={"id": 5200, "read": True}, timeout=30)  # warm the connection
+        cpu = time.process_time()
+        for chat_id in ids:
+            bare.put(url, json={"id": chat_id, "read": True}, timeout=30).raise_for_status()
+        bare_cpu = (time.process_time() - cpu) / requests_count
+
+        hook = HelpCrunchHook(requests_per_minute=10_000_000)
+        with quiet():
+            hook.mark_chat_read(5200)  # warm the connection
+            cpu = time.process_time()
+            for chat_id in ids:
+                hook.mark_chat_read(chat_id)
+            hook_cpu = (time.process_time() - cpu) / requests_count
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return {"bare_ms": bare_cpu * 1000, "hook_ms": hook_cpu * 1000, "ratio": hook_cpu / bare_cpu}
+
+
+def scale() -> list[dict]:
+    from airflow_provider_helpcrunch.chat_ids import normalize_chat_ids
+
+    rows = []
+    for count in (100_000, 1_000_000):
+        shapes = {
+            "flat ints": lambda n=count: list(range(1, n + 1)),
+            "mapped lists (1,000 per list)": lambda n=count: [
+                list(range(s + 1, min(s + 1000, n) + 1)) for s in range(0, n, 1000)
+            ],
+            "chat dicts": lambda n=count: [{"id": i, "status": "closed"} for i in range(1, n + 1)],
+            "numeric strings": lambda n=count: [str(i) for i in range(1, n + 1)],
+            "one JSON string": lambda n=count: json.dumps(list(range(1, n + 1))),
+            "mixed, with duplicates": lambda n=count: [[i, str(i), {"id": i}] for i in range(1, n // 3 + 1)],
+        }
+        for shape, make in shapes.items():
+            value = make()
+            started = time.perf_counter()
+            found = len(normalize_chat_ids(value).ids)
+            seconds = time.perf_counter() - started
+            tracemalloc.start()
+            normalize_chat_ids(value)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            rows.append(
+                {"items": count, "shape": shape, "ids": found, "seconds": seconds, "peak_mib": peak / 2**20}
+            )
+            del value
+    return rows
+
+
+# ---------------------------------------------------------------------- report
+
+
+def chart(rows: list[Row], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in rows if r.case.startswith(("1", "3", "4"))]
+    figure, axes = plt.subplots(len(shown), 1, figsize=(10, 2.4 * len(shown)), sharex=False)
+    for axis, row in zip(axes, shown, strict=True):
+        bins = 5.0
+        end = max((t for t, _ in row.timeline), default=0.0)
+        edges = [n * bins for n in range(int(end // bins) + 2)]
+        ok = [sum(1 for t, s in row.timeline if s == 200 and a <= t < a + bins) / bins for a in edges]
+        throttled = [sum(1 for t, s in row.timeline if s == 429 and a <= t < a + bins) / bins for a in edges]
+        axis.step(edges, ok, where="post", label="answered 200 (req/s)")
+        if any(throttled):
+            axis.step(edges, throttled, where="post", color="tab:red", label="answered 429 (req/s)")
+        axis.axhline(
+            row.limit / 60, color="black", linestyle="--", linewidth=1, label=f"limit {row.limit}/min"
+        )
+        axis.set_title(f"{row.case}: {row.client}, {row.chats} chats", fontsize=9)
+        axis.set_ylabel("req/s")
+        axis.legend(fontsize=7, loc="lower right")
+    axes[-1].set_xlabel("seconds since the first request (5 s bins)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def markdown(rows: list[Row], cost: dict[str, float], sizes: list[dict]) -> str:
+    lines = [
+        "| case | client | chats | limit/min | wall (s) | rate / limit | 429s | chats lost | note |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    lines += [
+        f"| {r.case} | {r.client} | {r.chats} | {r.limit} | {r.wall_s} | {r.rate:.1%} | {r.throttled} "
+        f"| {r.lost} | {r.note} |"
+        for r in rows
+    ]
+    lines += [
+        "",
+        "| client CPU per PUT | ms |",
+        "|---|---:|",
+        f"| bare requests.Session | {cost['bare_ms']:.3f} |",
+        f"| HelpCrunchHook.mark_chat_read | {cost['hook_ms']:.3f} |",
+        f"| ratio | {cost['ratio']:.2f}x |",
+        "",
+        "| chat IDs in | shape | IDs out | seconds | peak MiB |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {s['items']:,} | {s['shape']} | {s['ids']:,} | {s['seconds']:.2f} | {s['peak_mib']:.0f} |"
+        for s in sizes
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scaled-chats", type=int, default=1000, help="N at the scaled 600/min limit")
+    parser.add_argument("--real-chats", type=int, default=120, help="N at the real 120/min limit")
+    parser.add_argument("--latency-chats", type=int, default=60, help="N with 1 s latency")
+    parser.add_argument("--shared-chats", type=int, default=240, help="N shared by the four processes")
+    args = parser.parse_args()
+    LOG.write_text("")
+    began = time.perf_counter()
+
+    step("migrating the benchmark's Airflow DB (for the HttpOperator DAG)")
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, check=True)
+
+    rows: list[Row] = []
+    step(f"1. this provider at 600/min, {args.scaled_chats} chats")
+    rows.append(run_provider("1 scaled limit", args.scaled_chats, 600))
+    step(f"2. peers at 600/min, {args.scaled_chats} chats: requests loop, then HttpOperator")
+    rows.append(run_requests_loop("2 peers", args.scaled_chats, 600))
+    rows.append(run_http_operator("2 peers", args.scaled_chats, 600))
+    step(f"1. this provider at the real 120/min, {args.real_chats} chats")
+    rows.append(run_provider("1 real limit", args.real_chats, 120))
+    step(f"3. 1 s latency at 120/min, {args.latency_chats} chats: one at a time, then max_in_flight=4")
+    rows.append(run_provider("3 latency 1 s", args.latency_chats, 120, latency=1.0, max_in_flight=1))
+    rows.append(run_provider("3 latency 1 s", args.latency_chats, 120, latency=1.0, max_in_flight=4))
+    step(f"4. four processes on one key at 120/min, {args.shared_chats} chats")
+    rows.append(run_shared_key("4 shared key", args.shared_chats, 120))
+    step("5. client CPU per request")
+    cost = client_cost()
+    step("6. normalising 100,000 and 1,000,000 chat IDs")
+    sizes = scale()
+    step("report and chart")
+
+    table = markdown(rows, cost, sizes)
+    (RESULTS / "results.md").write_text(table)
+    (RESULTS / "results.json").write_text(
+        json.dumps(
+            {"rows": [asdict(r) | {"timeline": None} for r in rows], "cost": cost, "scale": sizes}, indent=1
+        )
+    )
+    chart(rows, RESULTS / "throughput.png")
+    print()
+    print(table)
+    print(f"written: {RESULTS.relative_to(REPO)}/results.md, results.json, throughput.png")
+    print(f"benchmark took {time.perf_counter() - began:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
