@@ -18,7 +18,6 @@ Writes ``benchmarks/results/results.md``, ``results.json`` and ``throughput.png`
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import subprocess
@@ -43,6 +42,9 @@ os.environ.update(
         "AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY": "True",
     }
 )
+
+sys.path.insert(0, str(REPO / "scripts"))
+from output_capture import output_to  # noqa: E402
 
 from airflow_provider_helpcrunch.testing import HelpCrunchStandIn  # noqa: E402
 
@@ -70,24 +72,9 @@ def step(message: str) -> None:
     print(f"==> [{time.perf_counter() - _BEGAN:5.0f} s] {message}", flush=True)
 
 
-@contextlib.contextmanager
 def quiet():
     """Task and hook logs go to benchmarks/results/bench.log, not to the table."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with LOG.open("a") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+    return output_to(LOG, "a")
 
 
 def fresh_standin(chats: int, limit: int, latency: float = 0.0) -> tuple[HelpCrunchStandIn, list[int]]:

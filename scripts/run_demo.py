@@ -8,13 +8,14 @@ from ``airflow_provider_helpcrunch.testing`` on loopback, limited like the real 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from output_capture import output_to  # scripts/, beside this file
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / ".demo"
@@ -40,26 +41,6 @@ os.environ.update(
 
 def step(message: str) -> None:
     print(f"==> {message}", flush=True)
-
-
-@contextlib.contextmanager
-def output_to(path: Path):
-    """Send this process's stdout and stderr (file descriptors included) to a file for a while."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with path.open("w") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
 
 
 def main() -> int:
