@@ -7,25 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
-
-OPERATORS = frozenset({"=", "!=", ">", "<", ">=", "<=", "~", "!~"})
-COMPARISONS = ("AND", "OR")
-ORDERS = ("asc", "desc")
-SORT_FIELDS = ("chats.createdAt", "chats.lastCustomerMessageAt", "chats.lastMessageAt", "chats.closedAt")
-
-# HelpCrunch fails a query whose value does not match the field's type.
-INT_FIELDS = frozenset({"chats.assignee", "chats.agents", "chats.department", "chats.customer"})
-TIMESTAMP_FIELDS = frozenset({"chats.createdAt", "chats.updatedAt", "chats.closedAt"})
-KNOWN_FIELDS = (
-    INT_FIELDS
-    | TIMESTAMP_FIELDS
-    | {
-        "chats.status",
-        "chats.rating",
-        "chats.customer.email",
-        "chats.customer.tagsData",
-    }
-)
+from airflow_provider_helpcrunch.search_fields import FIELD_TYPES, OPERATORS, ORDERS, SORT_FIELDS
 
 Filter = Mapping[str, Any] | Sequence[Any]
 
@@ -100,11 +82,12 @@ def normalize_filter(entry: Filter, position: int = 0) -> dict[str, Any]:
         )
     if value is None:
         raise HelpCrunchConfigError(f"{where} ({field}) has no value")
-    if field in TIMESTAMP_FIELDS:
+    kind = FIELD_TYPES.get(field)  # a field HelpCrunch adds later is passed through as it is
+    if kind == "timestamp":
         value = to_timestamp(value, f"{where} ({field}) value")
-    elif field in INT_FIELDS:
+    elif kind == "int":
         value = _to_int(value, f"{where} ({field}) value")
-    elif field in KNOWN_FIELDS and not isinstance(value, str):
+    elif kind == "str" and not isinstance(value, str):
         raise HelpCrunchConfigError(f"{where} ({field}) value must be a string, got {value!r}")
     return {"field": field, "operator": operator, "value": value}
 

@@ -24,8 +24,9 @@ from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchError,
     error_from_response,
 )
-from airflow_provider_helpcrunch.filters import COMPARISONS, check_max_chats, check_sort, normalize_filters
+from airflow_provider_helpcrunch.filters import check_max_chats, check_sort, normalize_filters
 from airflow_provider_helpcrunch.rate_limit import SlidingWindowRateLimiter
+from airflow_provider_helpcrunch.search_fields import COMPARISONS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -5,26 +5,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from airflow_provider_helpcrunch.search_fields import FIELD_TYPES, OPERATORS
 from airflow_provider_helpcrunch.timestamps import timestamp_seconds
 
 STATUSES = ("new", "opened", "pending", "on hold", "no communication", "closed", "empty")
-SORT_FIELDS = ("chats.createdAt", "chats.lastCustomerMessageAt", "chats.lastMessageAt", "chats.closedAt")
-OPERATORS = ("=", "!=", ">", "<", ">=", "<=", "~", "!~")
-
-# Search fields and the type HelpCrunch wants their value in ("the query fails" otherwise).
-SEARCH_FIELDS: dict[str, str] = {
-    "chats.assignee": "int",
-    "chats.agents": "int",
-    "chats.department": "int",
-    "chats.customer": "int",
-    "chats.createdAt": "timestamp",
-    "chats.updatedAt": "timestamp",
-    "chats.closedAt": "timestamp",
-    "chats.status": "str",
-    "chats.rating": "str",
-    "chats.customer.email": "str",
-    "chats.customer.tagsData": "str",
-}
 
 _AGENTS = [
     {"id": 11, "name": "Olena Koval", "email": "olena@example.com", "role": "admin"},
@@ -107,11 +91,11 @@ def check_filter(entry: Any) -> tuple[str, str, Any]:
     if not isinstance(entry, dict) or not {"field", "operator", "value"} <= entry.keys():
         raise FilterError(f"Filter must have field, operator and value: {entry!r}")
     field, operator, value = entry["field"], entry["operator"], entry["value"]
-    if field not in SEARCH_FIELDS:
+    if field not in FIELD_TYPES:
         raise FilterError(f"Unknown filter field {field!r}")
     if operator not in OPERATORS:
         raise FilterError(f"Unknown filter operator {operator!r}")
-    kind = SEARCH_FIELDS[field]
+    kind = FIELD_TYPES[field]
     if kind in ("int", "timestamp") and (isinstance(value, bool) or not isinstance(value, int)):
         raise FilterError(f"The value of {field} has to be an integer, got {value!r}")
     if kind == "str" and not isinstance(value, str):
@@ -131,7 +115,7 @@ def _field_values(chat: dict, field: str) -> list[Any]:
         return [(chat.get("customer") or {}).get("email")]
     if name == "customer.tagsData":
         return list((chat.get("customer") or {}).get("tagsData") or [])
-    if SEARCH_FIELDS[field] == "timestamp":
+    if FIELD_TYPES[field] == "timestamp":
         seconds = timestamp_seconds(chat.get(name))
         return [] if seconds is None else [seconds]
     return [chat.get(name)]

@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from airflow_provider_helpcrunch.search_fields import COMPARISONS, ORDERS, SORT_FIELDS
 from airflow_provider_helpcrunch.testing.chats import (
-    SORT_FIELDS,
     FilterError,
     check_filter,
     make_chats,
@@ -333,7 +333,7 @@ class HelpCrunchStandIn:
     def _sorted(self, sort: Any, order: Any) -> tuple[int, Any] | list[dict]:
         if sort is not None and sort not in SORT_FIELDS:
             return _bad_request(f"Unknown sort field {sort!r}")
-        if order is not None and order not in ("asc", "desc"):
+        if order is not None and order not in ORDERS:
             return _bad_request(f"Unknown order {order!r}")
         with self._lock:
             chats = [copy.deepcopy(chat) for chat in self._chats.values()]
@@ -362,7 +362,7 @@ class HelpCrunchStandIn:
         if not isinstance(raw_filters, list):
             return _bad_request('"filter" must be a list')
         comparison = body.get("comparison", "AND")
-        if comparison not in ("AND", "OR"):
+        if comparison not in COMPARISONS:
             return _bad_request(f"Unknown comparison {comparison!r}")
         try:
             filters = [check_filter(entry) for entry in raw_filters]
