@@ -178,11 +178,8 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
             settings.base_url,
         )
         started = time.monotonic()
-        outcomes = self._mark_all(chat_ids, by, started)
-        marked: list[int] = result["marked"]
-        missing: list[int] = result["missing"]
-        marked += [chat_id for chat_id in chat_ids if outcomes[chat_id] == MARKED]
-        missing += [chat_id for chat_id in chat_ids if outcomes[chat_id] == MISSING]
+        marked, missing, _ = _tally(chat_ids, self._mark_all(chat_ids, by, started))
+        result.update(marked=marked, missing=missing)
 
         elapsed = time.monotonic() - started
         self.log.info(
@@ -245,15 +242,15 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
                 now = time.monotonic()
                 if now - last_report >= self.progress_interval:
                     last_report = now
-                    missing = sum(1 for outcome in outcomes.values() if outcome == MISSING)
-                    self._log_progress(len(outcomes), len(chat_ids), missing, now - started)
+                    _, missing, _ = _tally(chat_ids, outcomes)
+                    self._log_progress(len(outcomes), len(chat_ids), len(missing), now - started)
         except BaseException as err:  # a task timeout, a kill, a bug: still say how far the run got
-            not_done = [chat_id for chat_id in chat_ids if chat_id not in outcomes]
+            marked, missing, not_done = _tally(chat_ids, outcomes)
             self.log.error(
                 "Interrupted by %s: %d chat(s) marked, %d not found, %d not done %s",
                 type(err).__name__,
-                sum(1 for outcome in outcomes.values() if outcome == MARKED),
-                sum(1 for outcome in outcomes.values() if outcome == MISSING),
+                len(marked),
+                len(missing),
                 len(not_done),
                 _id_list(not_done),
             )
@@ -282,16 +279,25 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
         self, chat_id: int, err: HelpCrunchError, chat_ids: list[int], outcomes: dict[int, str]
     ) -> HelpCrunchError:
         """The same kind of error, saying what was done before the stop and what was not."""
-        marked = sum(1 for outcome in outcomes.values() if outcome == MARKED)
-        missing = sum(1 for outcome in outcomes.values() if outcome == MISSING)
-        not_done = [i for i in chat_ids if i not in outcomes]
+        marked, missing, not_done = _tally(chat_ids, outcomes)
         message = (
-            f"Stopped at chat {chat_id} ({chat_ids.index(chat_id) + 1} of {len(chat_ids)}): {marked} chat(s) "
-            f"were marked before the stop, {missing} not found, {len(not_done)} not done "
+            f"Stopped at chat {chat_id} ({chat_ids.index(chat_id) + 1} of {len(chat_ids)}): {len(marked)} "
+            f"chat(s) were marked before the stop, {len(missing)} not found, {len(not_done)} not done "
             f"{_id_list(not_done)}. Cause: {err}"
         )
         self.log.error(message)
         return type(err)(message, status_code=err.status_code, errors=err.errors, chat_id=err.chat_id)
+
+
+def _tally(chat_ids: list[int], outcomes: dict[int, str]) -> tuple[list[int], list[int], list[int]]:
+    """The chats marked, not found, and not done (no outcome yet), each in input order."""
+    marked: list[int] = []
+    missing: list[int] = []
+    not_done: list[int] = []
+    for chat_id in chat_ids:
+        outcome = outcomes.get(chat_id)
+        (marked if outcome == MARKED else missing if outcome == MISSING else not_done).append(chat_id)
+    return marked, missing, not_done
 
 
 def _per_minute(count: int, seconds: float) -> float:
