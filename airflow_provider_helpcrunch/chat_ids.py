@@ -10,10 +10,20 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow_provider_helpcrunch.exceptions import HelpCrunchError
+from airflow_provider_helpcrunch.outside_text import short_repr
 
 _SEPARATORS = re.compile(r"[\s,;]+")
 _MAX_LISTED = 20
-_MAX_REPR = 60
+#: HelpCrunch's chat IDs are signed 64-bit integers.
+MAX_CHAT_ID = 2**63 - 1
+#: how deeply lists of chat IDs may nest (mapped results nest two or three deep).
+MAX_NESTING = 100
+_TOO_DEEP = f"nested deeper than {MAX_NESTING} levels"
+
+
+def is_ascii_digits(text: str) -> bool:
+    """``"123"`` but not ``"²"``, ``"①"``, ``"١٢٣"`` or full-width digits: chat IDs are ASCII digits."""
+    return text.isascii() and text.isdigit()
 
 
 class InvalidChatIdsError(HelpCrunchError, ValueError):
@@ -22,20 +32,16 @@ class InvalidChatIdsError(HelpCrunchError, ValueError):
     def __init__(self, invalid: list[tuple[str, Any, str]], total_valid: int) -> None:
         self.invalid = invalid
         listed = ", ".join(
-            f"{position or 'value'}={_short_repr(value)} ({reason})"
+            f"{position or 'value'}={short_repr(value)} ({reason})"
             for position, value, reason in invalid[:_MAX_LISTED]
         )
         more = f", and {len(invalid) - _MAX_LISTED} more" if len(invalid) > _MAX_LISTED else ""
         super().__init__(
-            f"{len(invalid)} invalid chat ID(s); nothing was sent to HelpCrunch. Expected positive integers, "
-            f"numeric strings or chat dicts with an 'id' (valid ones seen: {total_valid}). "
+            f"{len(invalid)} invalid chat ID(s); nothing was sent to HelpCrunch. Expected integers from 1 to "
+            f"2**63 - 1, strings of ASCII digits or chat dicts with an 'id' "
+            f"(valid ones seen: {total_valid}). "
             f"Invalid: {listed}{more}"
         )
-
-
-def _short_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
 
 
 class ChatIds:
@@ -57,20 +63,23 @@ class ChatIds:
     def ids(self) -> list[int]:
         return list(self._seen)
 
-    def add_value(self, value: Any, position: str = "") -> None:
+    def add_value(self, value: Any, position: str = "", depth: int = 0) -> None:
         """Add one XCom value (any supported shape). ``None`` and empty values add nothing."""
         if value is None:
             return
         if isinstance(value, str):
-            self._add_text(value, position, top_level=True)
+            self._add_text(value, position, top_level=True, depth=depth)
         elif isinstance(value, Mapping):
-            self._add_item(value, position)
+            self._add_item(value, position, depth)
         elif isinstance(value, Iterable) and not isinstance(value, (bytes, bytearray)):
-            self._add_items(value, position)
+            self._add_items(value, position, depth)
         else:
-            self._add_item(value, position)
+            self._add_item(value, position, depth)
 
-    def _add_items(self, items: Iterable[Any], prefix: str) -> None:
+    def _add_items(self, items: Iterable[Any], prefix: str, depth: int) -> None:
+        if depth >= MAX_NESTING:
+            self._reject(prefix, "[...]", _TOO_DEEP)
+            return
         seen = self._seen
         for index, item in enumerate(items):
             # Fast paths only accept: positive ints, chat dicts with one, ASCII digit strings. Anything
@@ -84,13 +93,13 @@ class ChatIds:
                 chat_id = chat_id if type(chat_id) is int else None
             elif kind is str and item.isdigit() and item.isascii():
                 chat_id = int(item)
-            if chat_id is not None and chat_id > 0:
+            if chat_id is not None and 0 < chat_id <= MAX_CHAT_ID:
                 self.received += 1
                 seen[chat_id] = None
             else:
-                self._add_item(item, f"{prefix}[{index}]")
+                self._add_item(item, f"{prefix}[{index}]", depth + 1)
 
-    def _add_item(self, item: Any, position: str) -> None:
+    def _add_item(self, item: Any, position: str, depth: int) -> None:
         if item is None:
             self.nulls += 1
         elif isinstance(item, bool):
@@ -103,7 +112,7 @@ class ChatIds:
             else:
                 self._reject(position, item, "not a whole number")
         elif isinstance(item, str):
-            self._add_text(item, position, top_level=False)
+            self._add_text(item, position, top_level=False, depth=depth)
         elif isinstance(item, Mapping):
             if "id" not in item:
                 self._reject(position, item, "dict without 'id'")
@@ -112,35 +121,40 @@ class ChatIds:
                 if isinstance(chat_id, (Mapping, list, tuple)) or chat_id is None:
                     self._reject(f"{position}['id']", chat_id, "not a chat ID")
                 else:
-                    self._add_item(chat_id, f"{position}['id']")
+                    self._add_item(chat_id, f"{position}['id']", depth)
         elif isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
-            self._add_items(item, position)
+            self._add_items(item, position, depth)
         else:
             self._reject(position, item, f"unsupported type {type(item).__name__}")
 
     def _add_int(self, chat_id: int, original: Any, position: str) -> None:
         if chat_id <= 0:
             self._reject(position, original, "not positive")
+        elif chat_id > MAX_CHAT_ID:
+            self._reject(position, original, "over 2**63 - 1")
         else:
             self.received += 1
             self._seen[chat_id] = None
 
-    def _add_text(self, text: str, position: str, *, top_level: bool) -> None:
+    def _add_text(self, text: str, position: str, *, top_level: bool, depth: int) -> None:
         stripped = text.strip()
-        if stripped.isdigit():
+        if is_ascii_digits(stripped):
             self._add_int(int(stripped), text, position)
             return
         if top_level and stripped in ("", "None", "null", "[]", "()"):
             return
         if stripped[:1] in "[({" and stripped:
             parsed = _parse_literal(stripped)
+            if parsed is _TOO_DEEP_TEXT:
+                self._reject(position, text, _TOO_DEEP)
+                return
             if parsed is not _UNPARSED:
-                self.add_value(parsed, position)
+                self.add_value(parsed, position, depth)
                 return
         parts = [part for part in _SEPARATORS.split(stripped) if part]
         if len(parts) > 1:
             for index, part in enumerate(parts):
-                if part.isdigit():
+                if is_ascii_digits(part):
                     self._add_int(int(part), part, f"{position}[{index}]")
                 else:
                     self._reject(f"{position}[{index}]", part, "not a number")
@@ -152,17 +166,22 @@ class ChatIds:
 
 
 _UNPARSED = object()
+_TOO_DEEP_TEXT = object()
 
 
 def _parse_literal(text: str) -> Any:
     """JSON first (what XCom holds), then a Python literal (what Jinja renders a list of dicts to)."""
     try:
         return json.loads(text)
+    except RecursionError:
+        return _TOO_DEEP_TEXT
     except ValueError:
         pass
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+    except (RecursionError, MemoryError):
+        return _TOO_DEEP_TEXT
+    except (ValueError, SyntaxError, TypeError):
         return _UNPARSED
 
 
@@ -170,9 +189,10 @@ def normalize_chat_ids(*values: Any) -> ChatIds:
     """
     Collect chat IDs from XCom values of any supported shape.
 
-    Accepted: ints; numeric strings; chat dicts with an ``"id"``; lists, tuples and lazy sequences of
-    those, nested to any depth (results of mapped tasks); and strings holding a JSON or Python list, or
-    IDs separated by commas or spaces (what a Jinja template renders to). Duplicates are kept once, in
+    Accepted: ints from 1 to 2**63 - 1; strings of ASCII digits; chat dicts with an ``"id"``; lists, tuples
+    and lazy sequences of those, nested up to :data:`MAX_NESTING` deep (results of mapped tasks); and
+    strings holding a JSON or Python list, or IDs separated by commas or spaces (what a Jinja template
+    renders to). Duplicates are kept once, in
     first-seen order; ``None`` values add nothing.
 
     :raises InvalidChatIdsError: naming every invalid item and its position, before anything is sent.

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow.providers.common.compat.sdk import AirflowException
 
+from airflow_provider_helpcrunch.outside_text import quote
+
 if TYPE_CHECKING:
-    import requests
+    from collections.abc import Callable
 
 # HelpCrunch answers an unknown chat with one of these codes (one page of its docs spells it "not_fount").
 CHAT_NOT_FOUND_CODES = frozenset({"not_found", "chat_not_found", "not_fount"})
 _GENERIC_CODES = frozenset({"invalid_request"})
-_MAX_BODY_CHARS = 300
+#: how many of HelpCrunch's error entries a message quotes, and how much of each.
+MAX_QUOTED_ENTRIES = 3
+MAX_ENTRY_CHARS = 200
 
 
 class ErrorDetail(NamedTuple):
@@ -55,7 +59,10 @@ class HelpCrunchError(AirflowException):
 
 
 class HelpCrunchConfigError(HelpCrunchError):
-    """The Airflow connection or a hook argument is unusable; nothing was sent."""
+    """
+    The Airflow connection or an argument is unusable: raised before anything is sent, or when HelpCrunch's
+    answers show that the connection's API base URL is not HelpCrunch's API.
+    """
 
 
 class HelpCrunchAuthError(HelpCrunchError):
@@ -78,12 +85,12 @@ class HelpCrunchConnectionError(HelpCrunchError):
     """HelpCrunch could not be reached (connection refused or reset, timeout) after every retry."""
 
 
-def parse_error_details(response: requests.Response) -> tuple[ErrorDetail, ...]:
-    """Read HelpCrunch's ``errors`` list from a response; empty when the body is not HelpCrunch's shape."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ()
+class HelpCrunchCancelledError(HelpCrunchError):
+    """The request was not sent: the caller cancelled it (the run is stopping) before its turn came."""
+
+
+def parse_error_details(body: Any) -> tuple[ErrorDetail, ...]:
+    """HelpCrunch's ``errors`` list from a parsed body; empty when the body is not HelpCrunch's shape."""
     entries = body.get("errors") if isinstance(body, dict) else None
     if not isinstance(entries, list):
         return ()
@@ -96,26 +103,44 @@ def parse_error_details(response: requests.Response) -> tuple[ErrorDetail, ...]:
     return tuple(details)
 
 
-def error_from_response(
-    response: requests.Response, *, action: str, chat_id: int | None = None, attempts: int = 1
+def describe_errors(details: tuple[ErrorDetail, ...], scrub: Callable[[str], str]) -> str:
+    """
+    HelpCrunch's error entries in words, specific ones first (a generic ``invalid_request`` usually leads):
+    at most :data:`MAX_QUOTED_ENTRIES` of them, each cut to :data:`MAX_ENTRY_CHARS`, saying how many more.
+    """
+    specific = [d for d in details if d.code not in _GENERIC_CODES] or list(details)
+    said = "; ".join(quote(scrub(str(d)), MAX_ENTRY_CHARS) for d in specific[:MAX_QUOTED_ENTRIES])
+    if len(specific) > MAX_QUOTED_ENTRIES:
+        said += f"; and {len(specific) - MAX_QUOTED_ENTRIES:,} more error(s)"
+    return said
+
+
+def error_from_answer(
+    status: int,
+    *,
+    body: Any,
+    text: str,
+    action: str,
+    scrub: Callable[[str], str],
+    chat_id: int | None = None,
+    attempts: int = 1,
 ) -> HelpCrunchError:
     """
     Build the typed error for a HelpCrunch error answer.
 
-    :param response: the error response (status 400 or more).
+    :param status: the HTTP status (400 or more).
+    :param body: the parsed JSON body, or ``None`` when it was not JSON.
+    :param text: the body as text, quoted when it is not HelpCrunch's error shape.
     :param action: what was being done, e.g. ``"PUT /chats/readByAgent"``.
-    :param chat_id: the chat the request was about, if any.
+    :param scrub: takes the API key out of text that came from the server.
+    :param chat_id: the chat the request was about, if any. A 404 ``not_found`` is a missing chat only then.
     :param attempts: how many attempts were made, said in the message when more than one.
     """
-    status = response.status_code
-    details = parse_error_details(response)
-    # The specific entry usually follows a generic "invalid_request": name the specific ones first.
-    specific = [d for d in details if d.code not in _GENERIC_CODES] or list(details)
-    if specific:
-        said = "; ".join(str(d) for d in specific)
+    details = parse_error_details(body)
+    if details:
+        said = describe_errors(details, scrub)
     else:
-        text = " ".join(response.text.split())[:_MAX_BODY_CHARS]
-        said = f"body: {text!r}" if text else "empty body"
+        said = f"body: {quote(scrub(text))!r}" if text.strip() else "empty body"
     about = f" for chat {chat_id}" if chat_id is not None else ""
     tried = f" after {attempts} attempts" if attempts > 1 else ""
     message = f"HelpCrunch answered {status} to {action}{about}{tried}: {said}"
@@ -124,7 +149,7 @@ def error_from_response(
     if status in (401, 403):
         cls = HelpCrunchAuthError
         message += " (check the API key in the Airflow connection)"
-    elif status == 404 and any(d.code in CHAT_NOT_FOUND_CODES for d in details):
+    elif status == 404 and chat_id is not None and any(d.code in CHAT_NOT_FOUND_CODES for d in details):
         cls = HelpCrunchNotFoundError
     elif status == 404:
         # A 404 without HelpCrunch's error body means the route itself is wrong, not that a chat is missing.

@@ -29,10 +29,12 @@ class SlidingWindowRateLimiter:
     step by step (``speed_up``), so clients that share a key settle near their fair share instead of
     thrashing. ``pause`` holds every caller until a moment, for a ``Retry-After``.
 
+    Callers are served **first come, first served**, so requests leave in the order they were queued.
+
     :param max_requests: requests allowed in any ``window``; at least 1.
     :param window: the window's length in seconds.
     :param clock: a monotonic clock (injectable for tests).
-    :param sleep: how to wait (injectable for tests).
+    :param sleep: how to wait (injectable for tests); by default real time, cut short by a cancel.
     """
 
     #: how much one 429 cuts the rate, and the floor it never goes under (fractions of ``max_requests``).
@@ -47,7 +49,7 @@ class SlidingWindowRateLimiter:
         *,
         window: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], object] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         if max_requests < 1:
             raise ValueError(f"max_requests must be at least 1, got {max_requests!r}")
@@ -63,6 +65,10 @@ class SlidingWindowRateLimiter:
         self._next_start = float("-inf")
         self._paused_until = float("-inf")
         self._rate = float(max_requests)
+        # first come, first served: tickets in the order callers arrived, and the one whose turn it is
+        self._next_ticket = 0
+        self._serving = 0
+        self._abandoned: set[int] = set()
 
     @property
     def rate(self) -> float:
@@ -74,29 +80,87 @@ class SlidingWindowRateLimiter:
         """Seconds between two starts at the current pace."""
         return self.window / self._rate
 
-    def acquire(self) -> None:
-        """Wait until a request may start, then count it as started. Pair with :meth:`release`."""
-        while True:
-            with self._lock:
-                now = self._clock()
-                cutoff = now - self.window
-                while self._completed and self._completed[0] <= cutoff:
-                    self._completed.popleft()
-                if self._in_flight + len(self._completed) >= self.max_requests and not self._completed:
-                    # Every slot is held by a request still under way: wait for one to finish.
-                    self._lock.wait(timeout=self.window)
-                    continue
-                wait = max(self._next_start - now, self._paused_until - now)
-                if self._in_flight + len(self._completed) >= self.max_requests:
-                    wait = max(wait, self._completed[0] + self.window - now)
-                if wait <= 0:
-                    self._in_flight += 1
-                    # Keep the cadence of the previous start unless we fell more than one interval behind
-                    # (then start afresh: idle time never turns into a burst).
-                    anchor = self._next_start if now - self._next_start < self.interval else now
-                    self._next_start = anchor + self.interval
-                    return
-            self._sleep(wait)
+    def take_ticket(self) -> int:
+        """
+        A place in the queue, for a caller that must keep its order before it calls :meth:`acquire`
+        (e.g. a dispatcher handing work to threads). Pass it to :meth:`acquire`, or give it back with
+        :meth:`abandon`: the callers behind it wait for it.
+        """
+        with self._lock:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            return ticket
+
+    def abandon(self, ticket: int) -> None:
+        """Give back a ticket that will not be used (a no-op for one already served)."""
+        with self._lock:
+            if ticket == self._serving:
+                self._advance()
+            elif ticket > self._serving:
+                self._abandoned.add(ticket)
+
+    def _advance(self) -> None:
+        """Serve the next ticket (skipping abandoned ones) and wake the waiters. Call with the lock held."""
+        self._serving += 1
+        while self._serving in self._abandoned:
+            self._abandoned.discard(self._serving)
+            self._serving += 1
+        self._lock.notify_all()
+
+    def acquire(self, *, ticket: int | None = None, cancel: threading.Event | None = None) -> bool:
+        """
+        Wait for this caller's turn and a free slot, then count the request as started; pair with
+        :meth:`release`. Callers are served first come, first served (or in ticket order).
+
+        :param ticket: a place taken earlier with :meth:`take_ticket`; by default one is taken now.
+        :param cancel: when set, stop waiting: returns ``False`` and no slot is taken.
+        :return: ``True`` once the request may start.
+        """
+        if ticket is None:
+            ticket = self.take_ticket()
+        served = False
+        try:
+            while True:
+                with self._lock:
+                    if cancel is not None and cancel.is_set():
+                        return False
+                    if ticket != self._serving:
+                        # a cancel is not notified: look again now and then
+                        self._lock.wait(timeout=None if cancel is None else 0.05)
+                        continue
+                    now = self._clock()
+                    cutoff = now - self.window
+                    while self._completed and self._completed[0] <= cutoff:
+                        self._completed.popleft()
+                    held = self._in_flight + len(self._completed)
+                    if held >= self.max_requests and not self._completed:
+                        # Every slot is held by a request still under way: wait for one to finish.
+                        self._lock.wait(timeout=self.window if cancel is None else 0.05)
+                        continue
+                    wait = max(self._next_start - now, self._paused_until - now)
+                    if held >= self.max_requests:
+                        wait = max(wait, self._completed[0] + self.window - now)
+                    if wait <= 0:
+                        self._in_flight += 1
+                        # Keep the cadence of the previous start unless we fell more than one interval
+                        # behind (then start afresh: idle time never turns into a burst).
+                        anchor = self._next_start if now - self._next_start < self.interval else now
+                        self._next_start = anchor + self.interval
+                        served = True
+                        self._advance()
+                        return True
+                self._wait(wait, cancel)
+        finally:
+            if not served:
+                self.abandon(ticket)
+
+    def _wait(self, seconds: float, cancel: threading.Event | None) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+        elif cancel is not None:
+            cancel.wait(seconds)
+        else:
+            time.sleep(seconds)
 
     def release(self) -> None:
         """Count the request started by :meth:`acquire` as finished (whatever its outcome)."""

@@ -2,34 +2,49 @@
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import random
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.util.retry import Retry
 
 from airflow_provider_helpcrunch import CONNECTION_EXTRA_FIELDS, DEFAULT_BASE_URL, __version__
+from airflow_provider_helpcrunch.chat_ids import MAX_CHAT_ID
 from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchAPIError,
+    HelpCrunchCancelledError,
     HelpCrunchConfigError,
     HelpCrunchConnectionError,
     HelpCrunchError,
-    error_from_response,
+    HelpCrunchNotFoundError,
+    error_from_answer,
 )
 from airflow_provider_helpcrunch.filters import check_max_chats, check_sort, normalize_filters
+from airflow_provider_helpcrunch.outside_text import Scrubber, short_repr
 from airflow_provider_helpcrunch.rate_limit import SlidingWindowRateLimiter
 from airflow_provider_helpcrunch.search_fields import COMPARISONS
+from airflow_provider_helpcrunch.transport import (
+    Answer,
+    AttemptTimeout,
+    ResponseTooLarge,
+    make_session,
+    send_once,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from airflow.models import Connection
 
 ReadBy = Literal["agent", "customer"]
 READ_ENDPOINTS: dict[str, str] = {"agent": "/chats/readByAgent", "customer": "/chats/readByCustomer"}
@@ -41,8 +56,36 @@ _RETRYABLE_TRANSPORT_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
+    Urllib3HTTPError,
 )
-_NOT_RETRYABLE_TRANSPORT_ERRORS = (requests.exceptions.SSLError, requests.exceptions.InvalidURL)
+_NOT_RETRYABLE_TRANSPORT_ERRORS = (
+    requests.exceptions.SSLError,
+    requests.exceptions.InvalidURL,
+    ResponseTooLarge,
+)
+#: the most bytes of one answer the hook reads; HelpCrunch's largest (a page of 100 chats) is far smaller.
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+#: the pool's size: room for MarkChatReadOperator's largest max_in_flight.
+MAX_CONNECTIONS = 32
+
+
+class _Verdict(enum.Enum):
+    """What one attempt's outcome means for the request."""
+
+    DONE = "done"  # the answer is the result
+    WAIT = "wait"  # rate-limited: wait, then try again (counted against rate_limit_wait)
+    RETRY = "retry"  # a transient failure: back off, then try again (counted against max_retries)
+    STOP = "stop"  # an error to raise
+
+
+@dataclass
+class _Attempts:
+    """The running account of one request's attempts."""
+
+    made: int = 0
+    failures: int = 0  # 5xx and transport failures, against max_retries
+    throttles: int = 0  # 429s
+    throttled_since: float | None = None  # clock time of the first 429
 
 
 @dataclass(frozen=True)
@@ -73,8 +116,12 @@ class HelpCrunchHook(BaseHook):
         doubled at each further retry, plus jitter (default 1).
     :param retry_backoff_max: the longest wait between two retries, in seconds (default 60).
     :param rate_limit_wait: how long one request may wait out 429s, in seconds, before it fails with
-        :class:`HelpCrunchRateLimitError` (default 300). 429s do not count against ``max_retries``: the
-        limit is shared by everything that uses the key, and waiting is the answer to it.
+        :class:`HelpCrunchRateLimitError` (default 300): real time from its first 429, pacing included,
+        whatever ``Retry-After`` says. 429s do not count against ``max_retries``: the limit is shared by
+        everything that uses the key, and waiting is the answer to it.
+    :param clock: a monotonic clock for pacing and for ``rate_limit_wait`` (injectable for tests).
+    :param sleep: how to wait between attempts and at the pacer; by default real time, cut short when the
+        caller cancels (injectable for tests).
     """
 
     conn_name_attr = "helpcrunch_conn_id"
@@ -95,6 +142,8 @@ class HelpCrunchHook(BaseHook):
         retry_backoff: float = 1.0,
         retry_backoff_max: float = 60.0,
         rate_limit_wait: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -105,7 +154,11 @@ class HelpCrunchHook(BaseHook):
         self.retry_backoff = retry_backoff
         self.retry_backoff_max = retry_backoff_max
         self.rate_limit_wait = rate_limit_wait
-        self._sleep: Callable[[float], object] = time.sleep
+        self._clock = clock
+        self._sleep = sleep
+        # A 404 counts as a missing chat only once the base URL has been seen to answer.
+        self._base_url_answered = False
+        self._base_url_check = threading.Lock()
 
     # ------------------------------------------------------------------ connection form (Airflow < 3.2)
     # From Airflow 3.2 the form comes from ``get_provider_info()``; these two serve older versions.
@@ -144,16 +197,23 @@ class HelpCrunchHook(BaseHook):
     # ------------------------------------------------------------------ settings and session
 
     @cached_property
+    def _connection(self) -> Connection:
+        return self.get_connection(self.helpcrunch_conn_id)
+
+    @cached_property
+    def _scrub(self) -> Scrubber:
+        """Takes the API key, as stored and as used, out of any text built from outside."""
+        raw = self._connection.password or ""
+        return Scrubber(raw, raw.strip())
+
+    @cached_property
     def settings(self) -> HelpCrunchSettings:
         """The connection resolved and checked; raises :class:`HelpCrunchConfigError` when unusable."""
-        conn = self.get_connection(self.helpcrunch_conn_id)
+        conn = self._connection
         where = f"Airflow connection {self.helpcrunch_conn_id!r}"
-        api_key = (conn.password or "").strip()
-        if not api_key:
-            raise HelpCrunchConfigError(
-                f"{where} has no API key: put the HelpCrunch public API key in its password field."
-            )
-        mask_secret(api_key)
+        for form in self._scrub.forms:
+            mask_secret(form)
+        api_key = _api_key(conn.password, where)
         extra = conn.extra_dejson
         return HelpCrunchSettings(
             base_url=_base_url(conn.host, conn.port, where),
@@ -166,32 +226,32 @@ class HelpCrunchHook(BaseHook):
     @cached_property
     def rate_limiter(self) -> SlidingWindowRateLimiter:
         """The pacer every request of this hook goes through."""
-        return SlidingWindowRateLimiter(self.settings.requests_per_minute, window=self.rate_limit_window)
+        return SlidingWindowRateLimiter(
+            self.settings.requests_per_minute,
+            window=self.rate_limit_window,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
 
     def get_conn(self) -> requests.Session:
-        """Return the hook's ``requests.Session``, made once, with the bearer header and a connection pool."""
+        """
+        Return the hook's ``requests.Session``, made once: the bearer token as its auth (``~/.netrc`` is
+        never used), no redirects, a connection pool, and answers bounded in time and size.
+        """
         return self._session
 
     @cached_property
     def _session(self) -> requests.Session:
         settings = self.settings
-        session = requests.Session()
-        authorization = f"Bearer {settings.api_key}"
-        mask_secret(authorization)
-        session.headers.update(
-            {
-                "Authorization": authorization,
+        mask_secret(f"Bearer {settings.api_key}")
+        return make_session(
+            token=settings.api_key,
+            headers={
                 "Accept": "application/json",
                 "User-Agent": f"airflow-provider-helpcrunch/{__version__}",
-            }
+            },
+            pool_size=MAX_CONNECTIONS,
         )
-        # Retries are driven by ``_request`` so that every attempt passes through the pacer; the adapter
-        # only pools connections and never retries on its own.
-        # room for MarkChatReadOperator's max_in_flight (at most 32)
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=32)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
 
     def close(self) -> None:
         """Close the pooled connections, if a session was made."""
@@ -201,13 +261,24 @@ class HelpCrunchHook(BaseHook):
 
     # ------------------------------------------------------------------ API calls
 
-    def mark_chat_read(self, chat_id: int, *, by: ReadBy = "agent", read: bool = True) -> dict[str, Any]:
+    def mark_chat_read(
+        self,
+        chat_id: int,
+        *,
+        by: ReadBy = "agent",
+        read: bool = True,
+        cancel: threading.Event | None = None,
+        ticket: int | None = None,
+    ) -> dict[str, Any]:
         """
         Mark one chat read (or unread) by the agent or by the customer.
 
         :param chat_id: the HelpCrunch chat ID.
         :param by: ``"agent"`` (``PUT /chats/readByAgent``) or ``"customer"`` (``PUT /chats/readByCustomer``).
         :param read: ``False`` marks the chat unread.
+        :param cancel: when set, no further attempt is sent (:class:`HelpCrunchCancelledError`).
+        :param ticket: a place in the pacer's queue from ``rate_limiter.take_ticket()``, so that requests
+            leave in the order their tickets were taken.
         :return: the Chat object HelpCrunch returns.
         :raises HelpCrunchNotFoundError: no chat has this ID.
         """
@@ -216,7 +287,31 @@ class HelpCrunchHook(BaseHook):
         _check_chat_id(chat_id)
         if not isinstance(read, bool):
             raise HelpCrunchConfigError(f"read must be True or False, got {read!r}")
-        return self._request("PUT", READ_ENDPOINTS[by], json={"id": chat_id, "read": read}, chat_id=chat_id)
+        action = f"PUT {READ_ENDPOINTS[by]}"
+        chat = self._request(
+            "PUT",
+            READ_ENDPOINTS[by],
+            json={"id": chat_id, "read": read},
+            chat_id=chat_id,
+            cancel=cancel,
+            ticket=ticket,
+        )
+        # A 200 that shows another chat, or the chat not in the state asked for, did not do what was asked.
+        field_name = "readByAgent" if by == "agent" else "readByCustomer"
+        if "id" in chat and chat["id"] != chat_id:
+            raise HelpCrunchAPIError(
+                f"HelpCrunch answered {action} for chat {chat_id} with chat {short_repr(chat['id'])}",
+                status_code=200,
+                chat_id=chat_id,
+            )
+        if isinstance(chat.get(field_name), bool) and chat[field_name] is not read:
+            raise HelpCrunchAPIError(
+                f"HelpCrunch answered {action} for chat {chat_id} with 200, but the chat it returned has "
+                f"{field_name}={chat[field_name]}, not {read}",
+                status_code=200,
+                chat_id=chat_id,
+            )
+        return chat
 
     def get_chat(self, chat_id: int) -> dict[str, Any]:
         """
@@ -304,10 +399,11 @@ class HelpCrunchHook(BaseHook):
             if limit <= 0:
                 return
             body = fetch(offset, limit)
-            data = body.get("data") if isinstance(body, dict) else None
+            data = body.get("data")
             if not isinstance(data, list):
                 raise HelpCrunchAPIError(
-                    f"HelpCrunch answered {action} without a 'data' list: {str(body)[:200]}"
+                    f"HelpCrunch answered {action} without a 'data' list: "
+                    f"{self._scrub.quote(short_repr(body))}"
                 )
             self.log.debug(
                 "%s offset %d: %d chat(s) of %s",
@@ -335,10 +431,18 @@ class HelpCrunchHook(BaseHook):
         except HelpCrunchError as err:
             return False, str(err)
         except Exception as err:  # the UI shows the message; never let a surprise escape as a 500
-            return False, f"{type(err).__name__}: {err}"
+            return False, f"{type(err).__name__}: {self._scrub_safely(str(err))}"
         return True, f"Connected to HelpCrunch at {self.settings.base_url}"
 
+    def _scrub_safely(self, text: str) -> str:
+        try:
+            return self._scrub.quote(text)
+        except Exception:  # the connection itself could not be read: say nothing from it
+            return "(details withheld: the connection could not be read)"
+
     # ------------------------------------------------------------------ transport
+    # One attempt is sent by ``send_once`` (transport.py); ``_judge`` decides what its outcome means;
+    # ``_request`` paces the attempts and waits between them.
 
     def _request(
         self,
@@ -350,93 +454,254 @@ class HelpCrunchHook(BaseHook):
         chat_id: int | None = None,
         max_retries: int | None = None,
         rate_limit_wait: float | None = None,
-    ) -> Any:
+        cancel: threading.Event | None = None,
+        ticket: int | None = None,
+    ) -> dict[str, Any]:
         """
-        Send one API request, paced, retried and turned into JSON or a typed error.
+        Send one API request, paced, retried, and turned into a JSON object or a typed error.
 
-        429 waits for ``Retry-After`` when given, otherwise backs off and slows the pace, for up to
-        ``rate_limit_wait`` seconds in all; 5xx, timeouts and dropped connections back off exponentially
-        with jitter, up to ``max_retries`` times; every attempt is paced and bounded by ``timeout``. Other
-        errors are raised at once.
+        429 waits for ``Retry-After`` when given (otherwise backs off and slows the pace) for up to
+        ``rate_limit_wait`` seconds from the first 429; 5xx, timeouts and dropped connections back off
+        exponentially with jitter, up to ``max_retries`` times. Every attempt is paced, and no attempt is
+        sent once ``cancel`` is set.
         """
         settings = self.settings
         session = self.get_conn()
-        retries = settings.max_retries if max_retries is None else max_retries
-        if rate_limit_wait is None:
-            rate_limit_wait = self.rate_limit_wait
         url = settings.base_url + path
+        limits = (
+            settings.max_retries if max_retries is None else max_retries,
+            self.rate_limit_wait if rate_limit_wait is None else rate_limit_wait,
+        )
         action = f"{method} {path}"
-        about = f" for chat {chat_id}" if chat_id is not None else ""
-        attempt = failures = throttles = 0
-        throttled_for = 0.0
+        attempts = _Attempts()
         while True:
-            attempt += 1
-            self.rate_limiter.acquire()
+            if not self.rate_limiter.acquire(ticket=ticket, cancel=cancel):
+                raise self._cancelled(action, chat_id)
+            ticket = None
+            attempts.made += 1
+            outcome: Answer | Exception
             try:
-                response = session.request(method, url, json=json, params=params, timeout=settings.timeout)
-            except _NOT_RETRYABLE_TRANSPORT_ERRORS as err:
-                raise HelpCrunchConnectionError(
-                    f"Could not send {action} to HelpCrunch: {type(err).__name__}: {err}", chat_id=chat_id
-                ) from err
-            except (*_RETRYABLE_TRANSPORT_ERRORS, Urllib3HTTPError) as err:
-                failures += 1
-                if failures > retries:
-                    raise HelpCrunchConnectionError(
-                        f"HelpCrunch did not answer {action}{about} after {attempt} attempt(s): "
-                        f"{type(err).__name__}: {err}",
-                        chat_id=chat_id,
-                    ) from err
-                delay = self._backoff(failures)
-                self.log.warning(
-                    "%s%s failed (%s); retry %d of %d in %.1f s",
-                    action,
-                    about,
-                    type(err).__name__,
-                    failures,
-                    retries,
-                    delay,
+                outcome = send_once(
+                    session,
+                    method,
+                    url,
+                    json=json,
+                    params=params,
+                    timeout=settings.timeout,
+                    max_body_bytes=MAX_RESPONSE_BYTES,
                 )
-            else:
-                status = response.status_code
-                if status < 400:
-                    self.rate_limiter.speed_up()
-                    return _json_body(response, action, chat_id)
-                if status == 429:
-                    throttles += 1
-                    self.rate_limiter.slow_down()
-                    retry_after = _retry_after(response)
-                    delay = retry_after if retry_after is not None else self._backoff(throttles)
-                    if throttled_for + delay > rate_limit_wait:
-                        raise error_from_response(response, action=action, chat_id=chat_id, attempts=attempt)
-                    throttled_for += delay
-                    if retry_after is not None:
-                        self.rate_limiter.pause(retry_after)
-                    self.log.warning(
-                        "HelpCrunch answered 429 to %s%s; retry in %.1f s (pace now %.0f/min)",
-                        action,
-                        about,
-                        delay,
-                        self.rate_limiter.rate,
-                    )
-                elif status >= 500:
-                    failures += 1
-                    if failures > retries:
-                        raise error_from_response(response, action=action, chat_id=chat_id, attempts=attempt)
-                    delay = self._backoff(failures)
-                    self.log.warning(
-                        "HelpCrunch answered %d to %s%s; retry %d of %d in %.1f s",
-                        status,
-                        action,
-                        about,
-                        failures,
-                        retries,
-                        delay,
-                    )
-                else:
-                    raise error_from_response(response, action=action, chat_id=chat_id, attempts=attempt)
+            except (requests.RequestException, Urllib3HTTPError) as err:
+                outcome = err
             finally:
                 self.rate_limiter.release()
-            self._sleep(delay)
+            verdict, result = self._judge(outcome, attempts, limits, action, chat_id)
+            if verdict is _Verdict.DONE:
+                self.rate_limiter.speed_up()
+                return result
+            if verdict is _Verdict.STOP:
+                if isinstance(result, HelpCrunchNotFoundError):
+                    self._confirm_base_url(cancel)
+                raise result
+            self._wait(result, cancel)
+            if cancel is not None and cancel.is_set():
+                raise self._cancelled(action, chat_id)
+
+    def _judge(
+        self,
+        outcome: Answer | Exception,
+        attempts: _Attempts,
+        limits: tuple[int, float],
+        action: str,
+        chat_id: int | None,
+    ) -> tuple[_Verdict, Any]:
+        """
+        What one attempt's outcome means: ``DONE`` with the body, ``WAIT`` or ``RETRY`` with the seconds
+        to wait first, or ``STOP`` with the error to raise. Logs each wait.
+        """
+        max_retries, rate_limit_wait = limits
+        about = f" for chat {chat_id}" if chat_id is not None else ""
+        if isinstance(outcome, Exception):
+            return self._judge_failure(outcome, attempts, max_retries, action, about, chat_id)
+        status = outcome.status
+        if 200 <= status < 300:
+            self._base_url_answered = True
+            body = self._json_object(outcome, action, chat_id)
+            return (_Verdict.STOP if isinstance(body, HelpCrunchError) else _Verdict.DONE), body
+        if 300 <= status < 400:
+            return _Verdict.STOP, self._redirect_error(outcome, action, about, chat_id)
+        if status == 429:
+            attempts.throttles += 1
+            now = self._clock()
+            if attempts.throttled_since is None:
+                attempts.throttled_since = now
+            self.rate_limiter.slow_down()
+            retry_after = _retry_after(outcome)
+            # 0 (or a date in the past) would retry at once: back off instead
+            delay = retry_after or self._backoff(attempts.throttles)
+            if now - attempts.throttled_since + delay > rate_limit_wait:
+                return _Verdict.STOP, self._answer_error(outcome, action, chat_id, attempts.made)
+            if retry_after:
+                self.rate_limiter.pause(retry_after)
+            self.log.warning(
+                "HelpCrunch answered 429 to %s%s; retry in %.1f s (pace now %.0f/min)",
+                action,
+                about,
+                delay,
+                self.rate_limiter.rate,
+            )
+            return _Verdict.WAIT, delay
+        if status >= 500:
+            attempts.failures += 1
+            if attempts.failures > max_retries:
+                return _Verdict.STOP, self._answer_error(outcome, action, chat_id, attempts.made)
+            delay = self._backoff(attempts.failures)
+            self.log.warning(
+                "HelpCrunch answered %d to %s%s; retry %d of %d in %.1f s",
+                status,
+                action,
+                about,
+                attempts.failures,
+                max_retries,
+                delay,
+            )
+            return _Verdict.RETRY, delay
+        return _Verdict.STOP, self._answer_error(outcome, action, chat_id, attempts.made)
+
+    def _judge_failure(
+        self,
+        err: Exception,
+        attempts: _Attempts,
+        max_retries: int,
+        action: str,
+        about: str,
+        chat_id: int | None,
+    ) -> tuple[_Verdict, Any]:
+        """A transport failure: retried when transient, else (or once out of retries) an error."""
+        said = f"{type(err).__name__}: {self._scrub.quote(str(err))}"
+        if isinstance(err, ResponseTooLarge):
+            return _Verdict.STOP, HelpCrunchAPIError(
+                f"HelpCrunch's answer to {action}{about} was not read: {said}", chat_id=chat_id
+            )
+        if isinstance(err, _NOT_RETRYABLE_TRANSPORT_ERRORS) or not isinstance(
+            err, _RETRYABLE_TRANSPORT_ERRORS
+        ):
+            return _Verdict.STOP, HelpCrunchConnectionError(
+                f"Could not send {action}{about} to HelpCrunch: {said}", chat_id=chat_id
+            )
+        attempts.failures += 1
+        if attempts.failures > max_retries:
+            return _Verdict.STOP, HelpCrunchConnectionError(
+                f"HelpCrunch did not answer {action}{about} after {attempts.made} attempt(s): {said}",
+                chat_id=chat_id,
+            )
+        delay = self._backoff(attempts.failures)
+        kind = "timed out" if isinstance(err, (AttemptTimeout, requests.Timeout)) else "failed"
+        self.log.warning(
+            "%s%s %s (%s); retry %d of %d in %.1f s",
+            action,
+            about,
+            kind,
+            type(err).__name__,
+            attempts.failures,
+            max_retries,
+            delay,
+        )
+        return _Verdict.RETRY, delay
+
+    def _json_object(self, answer: Answer, action: str, chat_id: int | None) -> Any:
+        """The body of a 2xx, which must be a JSON object; anything else is an :class:`HelpCrunchAPIError`."""
+        problem = None
+        try:
+            body = answer.json()
+        except RecursionError:
+            problem = f"a JSON body nested too deeply to read (over about {sys.getrecursionlimit()} levels)"
+        except ValueError:
+            text = answer.text
+            problem = (
+                f"a body that is not JSON: {self._scrub.quote(text)!r}" if text.strip() else "an empty body"
+            )
+        else:
+            if isinstance(body, dict):
+                return body
+            problem = f"JSON that is not an object: {self._scrub.quote(short_repr(body))}"
+        about = f" for chat {chat_id}" if chat_id is not None else ""
+        return HelpCrunchAPIError(
+            f"HelpCrunch answered {answer.status} to {action}{about} with {problem}",
+            status_code=answer.status,
+            chat_id=chat_id,
+        )
+
+    def _redirect_error(
+        self, answer: Answer, action: str, about: str, chat_id: int | None
+    ) -> HelpCrunchError:
+        location = answer.headers.get("Location")
+        if location:
+            try:
+                target = (
+                    urlsplit(urljoin(self.settings.base_url + "/", location)).hostname or "an unknown host"
+                )
+            except ValueError:
+                target = "an unreadable location"
+            where = f"to {self._scrub.quote(target, 100)}"
+        else:
+            where = "without a Location"
+        return HelpCrunchAPIError(
+            f"HelpCrunch answered {answer.status} to {action}{about}, a redirect {where}; it was not "
+            f"followed (HelpCrunch's API does not redirect): check the connection's API base URL "
+            f"{self.settings.base_url}",
+            status_code=answer.status,
+            chat_id=chat_id,
+        )
+
+    def _answer_error(
+        self, answer: Answer, action: str, chat_id: int | None, attempts: int
+    ) -> HelpCrunchError:
+        try:
+            body = answer.json()
+        except (ValueError, RecursionError):
+            body = None
+        return error_from_answer(
+            answer.status,
+            body=body,
+            text=answer.text,
+            action=action,
+            scrub=self._scrub,
+            chat_id=chat_id,
+            attempts=attempts,
+        )
+
+    def _confirm_base_url(self, cancel: threading.Event | None) -> None:
+        """
+        Before a 404 counts as a missing chat: has the base URL ever answered? If not, ask it once
+        (``GET /chats?limit=1``); a 404 there means the base URL is wrong, not the chat.
+        """
+        with self._base_url_check:
+            if self._base_url_answered:
+                return
+            try:
+                self._request("GET", "/chats", params={"limit": 1}, cancel=cancel)
+            except HelpCrunchError as err:
+                if err.status_code != 404:
+                    raise
+                raise HelpCrunchConfigError(
+                    f"HelpCrunch's API was not found at {self.settings.base_url} (it answered 404 to "
+                    f"GET /chats too): check the API base URL of Airflow connection "
+                    f"{self.helpcrunch_conn_id!r}",
+                    status_code=404,
+                    errors=err.errors,
+                ) from None
+
+    def _cancelled(self, action: str, chat_id: int | None) -> HelpCrunchCancelledError:
+        about = f" for chat {chat_id}" if chat_id is not None else ""
+        return HelpCrunchCancelledError(f"{action}{about} was not sent: cancelled", chat_id=chat_id)
+
+    def _wait(self, seconds: float, cancel: threading.Event | None) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+        elif cancel is not None:
+            cancel.wait(seconds)
+        else:
+            time.sleep(seconds)
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: half fixed, half random, capped at ``retry_backoff_max``."""
@@ -448,8 +713,8 @@ class HelpCrunchHook(BaseHook):
 
 
 def _check_chat_id(chat_id: Any) -> None:
-    if isinstance(chat_id, bool) or not isinstance(chat_id, int) or chat_id <= 0:
-        raise HelpCrunchConfigError(f"chat_id must be a positive int, got {chat_id!r}")
+    if isinstance(chat_id, bool) or not isinstance(chat_id, int) or not 0 < chat_id <= MAX_CHAT_ID:
+        raise HelpCrunchConfigError(f"chat_id must be an int from 1 to 2**63 - 1, got {chat_id!r}")
 
 
 def _total(body: dict[str, Any]) -> int | None:
@@ -459,23 +724,9 @@ def _total(body: dict[str, Any]) -> int | None:
     return total if isinstance(total, int) else None
 
 
-def _json_body(response: requests.Response, action: str, chat_id: int | None) -> Any:
-    if not response.content:
-        return {}
-    try:
-        return response.json()
-    except ValueError:
-        text = " ".join(response.text.split())[:200]
-        raise HelpCrunchAPIError(
-            f"HelpCrunch answered {response.status_code} to {action} with a body that is not JSON: {text!r}",
-            status_code=response.status_code,
-            chat_id=chat_id,
-        ) from None
-
-
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(answer: Answer) -> float | None:
     """Seconds from a ``Retry-After`` header (seconds or HTTP date), or ``None`` when absent or unreadable."""
-    value = response.headers.get("Retry-After")
+    value = answer.headers.get("Retry-After")
     if not value:
         return None
     try:
@@ -484,8 +735,24 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
+def _api_key(password: str | None, where: str) -> str:
+    """The key, outer whitespace stripped; refused (never quoted) unless printable ASCII without spaces."""
+    api_key = (password or "").strip()
+    if not api_key:
+        raise HelpCrunchConfigError(
+            f"{where} has no API key: put the HelpCrunch public API key in its password field."
+        )
+    if not all("!" <= char <= "~" for char in api_key):
+        raise HelpCrunchConfigError(
+            f"{where} has an API key with a character no HelpCrunch key has (a space, a line break, a "
+            "control or non-ASCII character): copy the key again into the connection's password field."
+        )
+    return api_key
+
+
 def _is_loopback(hostname: str) -> bool:
-    if hostname == "localhost" or hostname.endswith(".localhost"):
+    """``localhost``, 127.0.0.0/8 and ``::1`` only (``*.localhost`` names may resolve anywhere)."""
+    if hostname.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(hostname).is_loopback
@@ -493,27 +760,47 @@ def _is_loopback(hostname: str) -> bool:
         return False
 
 
-def _base_url(host: str | None, port: int | None, where: str) -> str:
+def _base_url(host: str | None, port: Any, where: str) -> str:
     """Normalise the connection's host into the API base URL; only loopback may use plain http."""
     raw = (host or "").strip()
     if not raw:
         return DEFAULT_BASE_URL
     if "://" not in raw:
         raw = "https://" + raw
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(raw)
+    except ValueError:
+        raise HelpCrunchConfigError(
+            f"{where} has an unusable host: expected a URL such as {DEFAULT_BASE_URL}"
+        ) from None
+    if "@" in parts.netloc:
+        raise HelpCrunchConfigError(
+            f"{where} has a user name or password in its host: put the API key in the password field and "
+            "only the URL in the host."
+        )
     scheme = parts.scheme.lower()
     hostname = parts.hostname or ""
     if scheme not in ("https", "http") or not hostname:
         raise HelpCrunchConfigError(
-            f"{where} has an unusable host {host!r}: expected a URL such as {DEFAULT_BASE_URL}"
+            f"{where} has an unusable host {short_repr(host)}: expected a URL such as {DEFAULT_BASE_URL}"
         )
+    try:
+        url_port = parts.port
+    except ValueError:
+        raise HelpCrunchConfigError(
+            f"{where} has a host with an invalid port ({short_repr(host)}): expected a number from 1 to 65535"
+        ) from None
     if scheme == "http" and not _is_loopback(hostname):
         raise HelpCrunchConfigError(
             f"{where} points at http://{hostname}: the API key is sent only over HTTPS. Use https:// "
-            "(plain http is allowed for loopback hosts only, such as a local stand-in)."
+            "(plain http is allowed for loopback hosts only: localhost, 127.0.0.0/8 and ::1)."
         )
     netloc = parts.netloc
-    if port and parts.port is None:
+    if port and url_port is None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= 65535:
+            raise HelpCrunchConfigError(
+                f"{where} has an invalid port {short_repr(port)}: expected a number from 1 to 65535"
+            )
         netloc = f"{netloc}:{port}"
     path = parts.path.rstrip("/") or "/v1"
     return urlunsplit((scheme, netloc, path, "", ""))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from functools import cached_property
@@ -12,12 +13,13 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_helpcrunch.chat_ids import normalize_chat_ids
 from airflow_provider_helpcrunch.exceptions import (
+    HelpCrunchCancelledError,
     HelpCrunchConfigError,
     HelpCrunchError,
     HelpCrunchNotFoundError,
 )
 from airflow_provider_helpcrunch.filters import check_max_chats
-from airflow_provider_helpcrunch.hooks.helpcrunch import READ_ENDPOINTS, HelpCrunchHook
+from airflow_provider_helpcrunch.hooks.helpcrunch import MAX_CONNECTIONS, READ_ENDPOINTS, HelpCrunchHook
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
 ON_MISSING_CHOICES = ("fail", "skip")
 MARKED, MISSING = "marked", "missing"
-MAX_IN_FLIGHT = 32
+MAX_IN_FLIGHT = MAX_CONNECTIONS
 _MAX_IDS_IN_MESSAGE = 50
 
 
@@ -205,46 +207,69 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
             self.log.warning(message)
         return result
 
-    def _mark_one(self, chat_id: int, by: str) -> str:
+    def _mark_one(self, chat_id: int, by: str, ticket: int, stop: threading.Event) -> str | None:
+        """Mark one chat: its outcome, or ``None`` when the run stopped before it was sent."""
         try:
-            self.hook.mark_chat_read(chat_id, by=by, read=self.read)
+            self.hook.mark_chat_read(chat_id, by=by, read=self.read, cancel=stop, ticket=ticket)
         except HelpCrunchNotFoundError:
             self.log.warning("Chat %d was not found in HelpCrunch", chat_id)
             return MISSING
+        except HelpCrunchCancelledError:
+            return None
+        except BaseException:
+            stop.set()  # decided here, before any other request can leave the pacer
+            raise
+        finally:
+            self.hook.rate_limiter.abandon(ticket)  # a no-op once the ticket was served
         return MARKED
 
     def _mark_all(self, chat_ids: list[int], by: str, started: float) -> dict[int, str]:
         """
-        Mark every chat, at most ``max_in_flight`` at a time, all through the hook's one pacer.
+        Mark every chat, at most ``max_in_flight`` at a time, all through the hook's one pacer, which
+        sends them in input order (each takes its place in the pacer's queue here, in order).
 
-        Returns each chat's outcome. On an error other than a 404 no new chat is started; the chats
-        already under way finish, and the error says what was done and what was not.
+        Returns each chat's outcome. On an error other than a 404 no request leaves after the stop is
+        decided; those already sent finish, and the error says what was done and what was not.
         """
         outcomes: dict[int, str] = {}
         failure: tuple[int, HelpCrunchError] | None = None
-        pending: dict[Future[str], int] = {}
+        pending: dict[Future[str | None], int] = {}
+        tickets: dict[Future[str | None], int] = {}
         queue = iter(chat_ids)
+        stop = threading.Event()
+        limiter = self.hook.rate_limiter
         last_report = started
         pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="helpcrunch-mark")
+
+        def submit(chat_id: int) -> None:
+            ticket = limiter.take_ticket()
+            future = pool.submit(self._mark_one, chat_id, by, ticket, stop)
+            pending[future] = chat_id
+            tickets[future] = ticket
+
         try:
             for chat_id in itertools.islice(queue, self.max_in_flight):
-                pending[pool.submit(self._mark_one, chat_id, by)] = chat_id
+                submit(chat_id)
             while pending:
                 done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
                 for future in done:
                     chat_id = pending.pop(future)
                     try:
-                        outcomes[chat_id] = future.result()
+                        outcome = future.result()
                     except HelpCrunchError as err:
                         failure = failure or (chat_id, err)
-                    if failure is None and (following := next(queue, None)) is not None:
-                        pending[pool.submit(self._mark_one, following, by)] = following
+                    else:
+                        if outcome is not None:
+                            outcomes[chat_id] = outcome
+                    if failure is None and not stop.is_set() and (following := next(queue, None)) is not None:
+                        submit(following)
                 now = time.monotonic()
                 if now - last_report >= self.progress_interval:
                     last_report = now
                     _, missing, _ = _tally(chat_ids, outcomes)
                     self._log_progress(len(outcomes), len(chat_ids), len(missing), now - started)
         except BaseException as err:  # a task timeout, a kill, a bug: still say how far the run got
+            stop.set()
             marked, missing, not_done = _tally(chat_ids, outcomes)
             self.log.error(
                 "Interrupted by %s: %d chat(s) marked, %d not found, %d not done %s",
@@ -256,7 +281,11 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
             )
             raise
         finally:
+            stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
+            for future, ticket in tickets.items():
+                if future.cancelled():  # never ran: its place in the pacer's queue goes back
+                    limiter.abandon(ticket)
             self.hook.close()
         if failure is not None:
             raise self._stopped(*failure, chat_ids, outcomes)

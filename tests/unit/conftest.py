@@ -56,11 +56,11 @@ def make_hook(set_connection, clock: FakeClock):
     from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
 
     def make(**kwargs: Any) -> HelpCrunchHook:
-        hook = HelpCrunchHook(**kwargs)
+        hook = HelpCrunchHook(clock=clock, sleep=clock.backoff, **kwargs)
+        # the pacer's waits recorded apart from the hook's
         hook.__dict__["rate_limiter"] = SlidingWindowRateLimiter(
             hook.settings.requests_per_minute, clock=clock, sleep=clock.sleep
         )
-        hook._sleep = clock.backoff
         return hook
 
     return make

@@ -172,6 +172,7 @@ class TestGetChat:
 
     def test_missing(self, hook, requests_mock):
         requests_mock.get(f"{BASE}/chats/9", status_code=404, json=errors("chat_not_found"))
+        requests_mock.get(f"{BASE}/chats", json={"data": [], "meta": {"total": 0}})
         with pytest.raises(HelpCrunchNotFoundError):
             hook.get_chat(9)
 
