@@ -227,12 +227,21 @@ class HelpCrunchAdapter(HTTPAdapter):
         return _use_deadline_pools(manager)
 
 
+class _NoRedirectSession(requests.Session):
+    """
+    A session that sees no redirect at all. With ``allow_redirects=False`` a plain session still reads a
+    3xx's whole body (unbounded) to prepare the next hop; here the 3xx is simply the answer.
+    """
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        return None
+
+
 def make_session(*, token: str, headers: Mapping[str, str], pool_size: int) -> requests.Session:
     """A session with the bearer auth, the given headers and a deadline-aware pool of ``pool_size``."""
-    session = requests.Session()
+    session = _NoRedirectSession()
     session.auth = BearerAuth(token)
     session.headers.update(headers)
-    session.max_redirects = 0
     adapter = HelpCrunchAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import http.client
 import ipaddress
 import random
 import sys
@@ -57,7 +58,11 @@ _RETRYABLE_TRANSPORT_ERRORS = (
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
     Urllib3HTTPError,
+    ConnectionError,
+    TimeoutError,
 )
+# Everything a transport failure may surface as; anything here that is not retryable stops the request.
+_TRANSPORT_ERRORS = (requests.RequestException, Urllib3HTTPError, http.client.HTTPException, OSError)
 _NOT_RETRYABLE_TRANSPORT_ERRORS = (
     requests.exceptions.SSLError,
     requests.exceptions.InvalidURL,
@@ -490,7 +495,7 @@ class HelpCrunchHook(BaseHook):
                     timeout=settings.timeout,
                     max_body_bytes=MAX_RESPONSE_BYTES,
                 )
-            except (requests.RequestException, Urllib3HTTPError) as err:
+            except _TRANSPORT_ERRORS as err:
                 outcome = err
             finally:
                 self.rate_limiter.release()

@@ -43,12 +43,15 @@ class Fault:
     :param drop: close the connection without answering.
     :param hang: wait this many seconds first (then answer normally, unless ``status`` or ``drop``).
     :param retry_after: with ``status=429``, the ``Retry-After`` header to send, in seconds.
+    :param echo_auth: with ``status``, quote the request's ``Authorization`` header in the error message,
+        as a careless server might.
     """
 
     status: int | None = None
     drop: bool = False
     hang: float = 0.0
     retry_after: float | None = None
+    echo_auth: bool = False
 
 
 @dataclass(frozen=True)
@@ -477,6 +480,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers: dict[str, str] = {}
         if fault and fault.status:
             status, payload = fault.status, _fault_body(fault.status)
+            if fault.echo_auth:
+                said = f"Invalid credentials: {self.headers.get('Authorization')}"
+                payload = _errors({"code": "unauthorized", "message": said})
             if fault.retry_after is not None:
                 headers["Retry-After"] = _seconds_header(fault.retry_after)
         elif self.headers.get("Authorization") != f"Bearer {standin.api_key}":

@@ -107,3 +107,28 @@ def test_native_jinja_templates(dagbag, fast_connection):
     assert dag_run.state == "success", states
     assert standin.chat(5230)["readByAgent"] is True
     assert standin.chat(5231)["readByAgent"] is True
+
+
+def test_a_server_echoing_the_key_leaves_no_trace_in_the_task_log(
+    dagbag, make_helpcrunch_standin, monkeypatch, capsys, caplog
+):
+    import json
+    import logging
+
+    from airflow_provider_helpcrunch.testing import Fault
+
+    key = 'e2e-k\\ey"9f8e7d6c'  # printable ASCII, with characters that escaping changes
+    standin = make_helpcrunch_standin(chats=60, api_key=key, requests_per_minute=6000)
+    conn = {"conn_type": "helpcrunch", "host": standin.base_url, "password": f"  {key}\n"}
+    monkeypatch.setenv("AIRFLOW_CONN_HELPCRUNCH_DEFAULT", json.dumps(conn))
+    standin.inject(Fault(status=401, echo_auth=True), chat_id=5240)
+    caplog.set_level(logging.DEBUG)
+
+    _, states = run(dagbag.get_dag("helpcrunch_echoing_server"))
+
+    assert states == {"mark_against_an_echoing_server": "failed"}
+    assert [r.status for r in standin.requests] == [401]  # the stop held back the two queued chats
+    logged = capsys.readouterr().out + capsys.readouterr().err + caplog.text
+    assert "Invalid credentials: Bearer ***" in logged
+    for form in (key, json.dumps(key)[1:-1], repr(key)[1:-1], "9f8e7d6c"):
+        assert form not in logged

@@ -135,3 +135,66 @@ def test_fast_paths_report_the_original_value(value, named):
     with pytest.raises(InvalidChatIdsError) as caught:
         normalize_chat_ids(value)
     assert named in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "position"),
+    [
+        ("²", "value"),
+        ("①", "value"),
+        ("5²", "value"),
+        ("١٢٣", "value"),
+        ("\uff11\uff12\uff13", "value"),
+        ({"id": "²"}, "['id']"),
+        ([1, "١٢٣"], "[1]"),
+        ("1, ², 3", "[1]"),
+        (["1", "\uff15"], "[1]"),
+    ],
+)
+def test_digit_look_alikes_are_invalid_with_their_position(value, position):
+    with pytest.raises(InvalidChatIdsError) as caught:
+        normalize_chat_ids(value)
+    positions = [where or "value" for where, _, _ in caught.value.invalid]
+    assert position in positions
+
+
+@pytest.mark.parametrize("value", [2**63, 2**64, "9223372036854775808", float(2**64), {"id": 2**63}])
+def test_ids_over_int64_are_invalid(value):
+    with pytest.raises(InvalidChatIdsError, match=r"over 2\*\*63 - 1"):
+        normalize_chat_ids([1, value])
+
+
+def test_the_largest_int64_is_accepted():
+    assert normalize_chat_ids([2**63 - 1, str(2**63 - 1)]).ids == [2**63 - 1]
+
+
+def nested(depth: int, leaf=7):
+    value = [leaf]
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_nesting_up_to_the_limit_is_accepted():
+    from airflow_provider_helpcrunch.chat_ids import MAX_NESTING
+
+    assert normalize_chat_ids(nested(MAX_NESTING)).ids == [7]
+    assert normalize_chat_ids(nested_json(MAX_NESTING)).ids == [7]
+
+
+def nested_json(depth: int) -> str:
+    return "[" * depth + "7" + "]" * depth
+
+
+@pytest.mark.parametrize("make", [nested, nested_json], ids=["list", "json"])
+@pytest.mark.parametrize("depth", [101, 5_000])
+def test_deeper_nesting_is_a_typed_error_that_says_the_limit(make, depth):
+    with pytest.raises(InvalidChatIdsError, match="nested deeper than 100 levels"):
+        normalize_chat_ids([1, make(depth)])
+
+
+def test_a_deep_invalid_value_is_named_briefly():
+    deep_dict = {"x": nested(5_000)}
+    with pytest.raises(InvalidChatIdsError, match="dict without 'id'") as caught:
+        normalize_chat_ids([deep_dict])
+    assert len(str(caught.value)) < 1000

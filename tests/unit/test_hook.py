@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any, ClassVar
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -401,3 +404,261 @@ class TestSecrecy:
         assert len(messages) == 6
         for text in [*messages, caplog.text, repr(hook), repr(hook.settings)]:
             assert API_KEY not in text
+
+
+def probe_answers(requests_mock, **answer: Any) -> None:
+    """What the base URL answers to the hook's one ``GET /chats?limit=1`` check."""
+    requests_mock.get(f"{BASE}/chats", **(answer or {"json": {"data": [], "meta": {"total": 0}}}))
+
+
+class TestRateLimitBudgetIsRealTime:
+    @pytest.mark.parametrize("retry_after", ["0", "Wed, 21 Oct 2015 07:28:00 GMT"])
+    def test_429_forever_with_a_zero_wait_gives_up_after_rate_limit_wait(
+        self, make_hook, clock, requests_mock, retry_after
+    ):
+        hook = make_hook(rate_limit_wait=30)
+        throttled = {"status_code": 429, "headers": {"Retry-After": retry_after}, "json": errors("x")}
+        requests_mock.put(AGENT_URL, [throttled] * 500 + [{"json": chat(1)}])
+        started = clock.now
+        with pytest.raises(HelpCrunchRateLimitError):
+            hook.mark_chat_read(1)
+        # gave up by the budget, on the real (virtual) clock, long before the 501st answer
+        assert clock.now - started <= 30
+        assert requests_mock.call_count < 500
+        assert all(wait > 0 for wait in clock.backoffs)  # a 0 s Retry-After backs off instead
+
+    def test_pacer_waits_count_against_the_budget(self, make_hook, clock, requests_mock):
+        hook = make_hook(rate_limit_wait=10, requests_per_minute=6)  # the pacer alone waits 10 s a request
+        requests_mock.put(AGENT_URL, status_code=429, json=errors("too_many_requests"))
+        started = clock.now
+        with pytest.raises(HelpCrunchRateLimitError):
+            hook.mark_chat_read(1)
+        assert requests_mock.call_count <= 2
+        assert clock.now - started <= 10 + 10  # at most one more paced attempt past the first 429
+
+
+class TestRedirectsAreNotFollowed:
+    @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+    def test_a_redirect_is_a_typed_error_naming_the_target_host(self, hook, requests_mock, status):
+        requests_mock.put(AGENT_URL, status_code=status, headers={"Location": "https://other.example.net/x"})
+        requests_mock.get("https://other.example.net/x", json=chat(1))
+        with pytest.raises(HelpCrunchAPIError, match=rf"{status}.*other\.example\.net") as caught:
+            hook.mark_chat_read(1)
+        assert [r.url for r in requests_mock.request_history] == [AGENT_URL]
+        assert caught.value.status_code == status
+
+    def test_a_redirect_loop_sends_one_request(self, hook, requests_mock):
+        requests_mock.put(AGENT_URL, status_code=307, headers={"Location": AGENT_URL})
+        with pytest.raises(HelpCrunchAPIError, match=r"307.*api\.helpcrunch\.com"):
+            hook.mark_chat_read(1)
+        assert requests_mock.call_count == 1
+
+
+class TestA404IsAMissingChatOnlyOnceTheBaseUrlAnswered:
+    ROUTE_NOT_FOUND: ClassVar = {"errors": [{"code": "not_found", "message": "Route not found"}]}
+
+    def test_every_route_404_is_a_wrong_base_url(self, hook, requests_mock):
+        requests_mock.put(AGENT_URL, status_code=404, json=self.ROUTE_NOT_FOUND)
+        probe_answers(requests_mock, status_code=404, json=self.ROUTE_NOT_FOUND)
+        with pytest.raises(HelpCrunchConfigError, match=r"not found at https://api\.helpcrunch\.com/v1"):
+            hook.mark_chat_read(5)
+
+    def test_after_the_probe_answers_a_404_is_a_missing_chat(self, hook, requests_mock):
+        requests_mock.put(AGENT_URL, status_code=404, json=errors("not_found"))
+        probe_answers(requests_mock)
+        for chat_id in (5, 6):
+            with pytest.raises(HelpCrunchNotFoundError):
+                hook.mark_chat_read(chat_id)
+        assert [r.method for r in requests_mock.request_history] == ["PUT", "GET", "PUT"]  # asked once
+
+    def test_after_a_2xx_no_probe_is_needed(self, hook, requests_mock):
+        requests_mock.put(AGENT_URL, [{"json": chat(1)}, {"status_code": 404, "json": errors("not_found")}])
+        hook.mark_chat_read(1)
+        with pytest.raises(HelpCrunchNotFoundError):
+            hook.mark_chat_read(2)
+        assert [r.method for r in requests_mock.request_history] == ["PUT", "PUT"]
+
+    def test_skip_does_not_hide_a_wrong_base_url(self, set_connection, requests_mock):
+        from airflow_provider_helpcrunch.operators.helpcrunch import MarkChatReadOperator
+
+        set_connection(extra={"requests_per_minute": 60000})
+        requests_mock.put(AGENT_URL, status_code=404, json=self.ROUTE_NOT_FOUND)
+        probe_answers(requests_mock, status_code=404, json=self.ROUTE_NOT_FOUND)
+        op = MarkChatReadOperator(task_id="m", chat_ids=[1, 2, 3], on_missing="skip", max_in_flight=1)
+        with pytest.raises(HelpCrunchConfigError, match=r"0 chat.* marked.*base URL"):
+            op.execute({})
+
+
+class TestSuccessMustBeAJsonObject:
+    @pytest.mark.parametrize("text", ["null", "[]", "[1, 2]", "5", '"marked"', "true", ""])
+    def test_mark_chat_read(self, hook, requests_mock, text):
+        requests_mock.put(AGENT_URL, text=text)
+        with pytest.raises(HelpCrunchAPIError, match="200"):
+            hook.mark_chat_read(1)
+
+    @pytest.mark.parametrize("text", ["null", "[]", "5", '"chat"'])
+    def test_get_chat(self, hook, requests_mock, text):
+        requests_mock.get(f"{BASE}/chats/1", text=text)
+        with pytest.raises(HelpCrunchAPIError, match="not an object"):
+            hook.get_chat(1)
+
+    def test_another_chat_or_the_wrong_state_is_not_marked(self, hook, requests_mock):
+        requests_mock.put(AGENT_URL, [{"json": chat(2)}, {"json": chat(1, readByAgent=False)}])
+        with pytest.raises(HelpCrunchAPIError, match="with chat 2"):
+            hook.mark_chat_read(1)
+        with pytest.raises(HelpCrunchAPIError, match="readByAgent=False"):
+            hook.mark_chat_read(1)
+
+    def test_a_body_nested_100000_deep_is_a_typed_error(self, hook, requests_mock):
+        requests_mock.put(AGENT_URL, text="[" * 100_000 + "]" * 100_000)
+        with pytest.raises(HelpCrunchAPIError, match="nested too deeply"):
+            hook.mark_chat_read(1)
+
+
+SNEAKY_KEYS = [
+    pytest.param("abc\ndef-123", id="newline"),
+    pytest.param("abc\rdef-123", id="cr"),
+    pytest.param("abc\x00def-123", id="nul"),
+    pytest.param("abc def-123", id="space"),
+    pytest.param("abc\u2603def-123", id="non-latin-1"),
+    pytest.param("abc\u00e9def-123", id="latin-1"),
+]
+
+
+class TestTheKeyNeverInAMessage:
+    @pytest.mark.parametrize("key", SNEAKY_KEYS)
+    def test_a_malformed_key_is_refused_without_quoting_it(self, set_connection, requests_mock, key):
+        set_connection(password=key)
+        with pytest.raises(HelpCrunchConfigError, match="API key with a character") as caught:
+            HelpCrunchHook().mark_chat_read(1)
+        assert requests_mock.call_count == 0
+        for form in ("abc", "def-123", repr(key)):
+            assert form not in str(caught.value)
+        ok, message = HelpCrunchHook().test_connection()
+        assert not ok
+        assert "def-123" not in message
+
+    def test_outer_whitespace_is_stripped(self, set_connection, requests_mock):
+        set_connection(password=f"  {API_KEY}\n")
+        requests_mock.put(AGENT_URL, json=chat(1))
+        HelpCrunchHook().mark_chat_read(1)
+        assert requests_mock.last_request.headers["Authorization"] == f"Bearer {API_KEY}"
+
+    @pytest.mark.parametrize("status", [400, 401, 500])
+    def test_a_server_echoing_the_key_is_scrubbed(self, make_hook, requests_mock, set_connection, status):
+        key = 'k3y-with\\back"slash'
+        set_connection(password=key)
+        hook = make_hook(max_retries=0)
+        echoes = [key, json.dumps(key)[1:-1], repr(key)[1:-1], quote(key, safe="")]
+        body = {"errors": [{"code": "invalid_token", "message": f"token {e} refused"} for e in echoes]}
+        requests_mock.put(AGENT_URL, status_code=status, json=body)
+        with pytest.raises(HelpCrunchError) as caught:
+            hook.mark_chat_read(1)
+        for text in (str(caught.value), repr(caught.value)):
+            for form in echoes:
+                assert form not in text
+        assert "token *** refused" in str(caught.value)
+
+    def test_a_non_json_body_echoing_the_key_is_scrubbed(self, hook, requests_mock):
+        requests_mock.put(AGENT_URL, status_code=400, text=f"<html>upstream said Bearer {API_KEY}</html>")
+        with pytest.raises(HelpCrunchAPIError) as caught:
+            hook.mark_chat_read(1)
+        assert API_KEY not in str(caught.value)
+        assert "Bearer ***" in str(caught.value)
+
+    def test_a_transport_error_quoting_the_key_is_scrubbed(self, make_hook, requests_mock):
+        hook = make_hook(max_retries=0)
+        requests_mock.put(AGENT_URL, exc=requests.ConnectionError(f"proxy refused 'Bearer {API_KEY}'"))
+        with pytest.raises(HelpCrunchConnectionError) as caught:
+            hook.mark_chat_read(1)
+        assert API_KEY not in str(caught.value)
+
+    def test_escaped_forms_are_registered_with_the_masker(self, set_connection, monkeypatch):
+        key = 'k3y-with\\back"slash'
+        set_connection(password=key)
+        masked: list[str] = []
+        monkeypatch.setattr("airflow_provider_helpcrunch.hooks.helpcrunch.mask_secret", masked.append)
+        HelpCrunchHook().get_conn()
+        assert {key, json.dumps(key)[1:-1], repr(key)[1:-1]} <= set(masked)
+
+
+class TestConnectionHostRules:
+    def test_userinfo_in_the_host_is_refused_without_echoing_it(self, set_connection, requests_mock):
+        set_connection(host="https://user:s3cr3t-pass@api.helpcrunch.com/v1")
+        with pytest.raises(HelpCrunchConfigError, match="user name or password") as caught:
+            HelpCrunchHook().mark_chat_read(1)
+        assert "s3cr3t-pass" not in str(caught.value)
+        assert requests_mock.call_count == 0
+
+    @pytest.mark.parametrize(
+        "host", ["api.example.com:abc", "https://api.example.com:70000/v1", "http://[::1"]
+    )
+    def test_a_bad_port_is_a_config_error_naming_the_connection(self, set_connection, host):
+        set_connection(host=host)
+        with pytest.raises(HelpCrunchConfigError, match="'helpcrunch_default'"):
+            HelpCrunchHook().settings  # noqa: B018
+
+    def test_a_bad_port_field_is_a_config_error(self, set_connection):
+        set_connection(host="https://api.example.com/v1", port=70000)
+        with pytest.raises(HelpCrunchConfigError, match="invalid port 70000"):
+            HelpCrunchHook().settings  # noqa: B018
+
+    @pytest.mark.parametrize("host", ["http://evil.localhost/v1", "http://localhost.evil.com/v1"])
+    def test_only_real_loopback_may_use_http(self, set_connection, host):
+        set_connection(host=host)
+        with pytest.raises(HelpCrunchConfigError, match="only over HTTPS"):
+            HelpCrunchHook().settings  # noqa: B018
+
+    @pytest.mark.parametrize("host", ["http://127.0.0.53:8000/v1", "http://LOCALHOST:8000/v1"])
+    def test_loopback_may_use_http(self, set_connection, host):
+        set_connection(host=host)
+        assert HelpCrunchHook().settings.base_url.startswith("http://")
+
+
+class TestBoundedMessages:
+    def test_a_1mb_message_is_cut(self, make_hook, requests_mock):
+        hook = make_hook(max_retries=0)
+        requests_mock.put(
+            AGENT_URL, status_code=500, json={"errors": [{"code": "e", "message": "x" * 1_000_000}]}
+        )
+        with pytest.raises(HelpCrunchAPIError) as caught:
+            hook.mark_chat_read(1)
+        assert len(str(caught.value)) < 1000
+        assert "1,000,003 characters in all" in str(caught.value)
+
+    def test_20000_entries_are_counted_not_quoted(self, make_hook, requests_mock):
+        hook = make_hook(max_retries=0)
+        body = {"errors": [{"code": f"e{i}", "message": "m"} for i in range(20_000)]}
+        requests_mock.put(AGENT_URL, status_code=400, json=body)
+        with pytest.raises(HelpCrunchAPIError, match="and 19,997 more error") as caught:
+            hook.mark_chat_read(1)
+        assert len(str(caught.value)) < 1000
+        assert len(caught.value.errors) == 20_000  # all kept for code that reads them
+
+    def test_a_non_json_body_is_cut(self, make_hook, requests_mock):
+        hook = make_hook(max_retries=0)
+        requests_mock.put(AGENT_URL, status_code=500, text="<p>" + "y" * 1_000_000)
+        with pytest.raises(HelpCrunchAPIError) as caught:
+            hook.mark_chat_read(1)
+        assert len(str(caught.value)) < 1000
+
+    def test_a_body_over_the_cap_is_not_read(self, hook, requests_mock):
+        from airflow_provider_helpcrunch.hooks.helpcrunch import MAX_RESPONSE_BYTES
+
+        requests_mock.put(AGENT_URL, content=b" " * (MAX_RESPONSE_BYTES + 1))
+        with pytest.raises(HelpCrunchAPIError, match=r"was not read.*4,194,304"):
+            hook.mark_chat_read(1)
+        assert requests_mock.call_count == 1
+
+
+class TestChatIdRange:
+    @pytest.mark.parametrize("chat_id", [2**63, 2**64])
+    def test_ids_over_int64_are_refused(self, hook, requests_mock, chat_id):
+        with pytest.raises(HelpCrunchConfigError, match=str(chat_id)):
+            hook.mark_chat_read(chat_id)
+        assert requests_mock.call_count == 0
+
+    def test_the_largest_int64_is_sent(self, hook, requests_mock):
+        requests_mock.put(AGENT_URL, json=chat(2**63 - 1))
+        hook.mark_chat_read(2**63 - 1)
+        assert requests_mock.last_request.json()["id"] == 2**63 - 1

@@ -123,3 +123,54 @@ class TestThreads:
 def test_bad_arguments(args, kwargs):
     with pytest.raises(ValueError, match="must be"):
         SlidingWindowRateLimiter(*args, **kwargs)
+
+
+class TestFirstComeFirstServed:
+    def test_tickets_are_served_in_order_whoever_arrives_first(self):
+        limiter = SlidingWindowRateLimiter(6000, window=60.0)  # 10 ms apart
+        tickets = [limiter.take_ticket() for _ in range(8)]
+        served: list[int] = []
+        lock = threading.Lock()
+
+        def go(ticket: int) -> None:
+            assert limiter.acquire(ticket=ticket)
+            with lock:
+                served.append(ticket)
+            limiter.release()
+
+        threads = [threading.Thread(target=go, args=(t,)) for t in reversed(tickets)]  # last ticket first
+        for thread in threads:
+            thread.start()
+            time.sleep(0.005)
+        for thread in threads:
+            thread.join(timeout=10)
+        assert served == tickets
+
+    def test_an_abandoned_ticket_does_not_hold_the_queue(self):
+        limiter = SlidingWindowRateLimiter(6000, window=60.0)
+        first, second = limiter.take_ticket(), limiter.take_ticket()
+        limiter.abandon(first)
+        assert limiter.acquire(ticket=second)
+        limiter.release()
+        assert limiter.acquire()  # a fresh caller is served too
+        limiter.release()
+
+    def test_a_cancel_releases_every_waiter_without_a_slot(self):
+        limiter = SlidingWindowRateLimiter(1, window=60.0)  # one request a minute: the rest must wait
+        assert limiter.acquire()
+        limiter.release()
+        cancel = threading.Event()
+        results: list[bool] = []
+        threads = [
+            threading.Thread(target=lambda: results.append(limiter.acquire(cancel=cancel))) for _ in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.2)
+        assert results == []
+        started = time.monotonic()
+        cancel.set()
+        for thread in threads:
+            thread.join(timeout=5)
+        assert results == [False, False, False]
+        assert time.monotonic() - started < 2  # woken, not left to sleep out the window
