@@ -11,6 +11,21 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
+def wait_for(
+    seconds: float, *, sleep: Callable[[float], object] | None, cancel: threading.Event | None
+) -> None:
+    """
+    Wait ``seconds``: through ``sleep`` when one is injected (a virtual clock in tests), otherwise in real
+    time, cut short as soon as ``cancel`` is set.
+    """
+    if sleep is not None:
+        sleep(seconds)
+    elif cancel is not None:
+        cancel.wait(seconds)
+    else:
+        time.sleep(seconds)
+
+
 class SlidingWindowRateLimiter:
     """
     Keep one client under ``max_requests`` per sliding ``window`` seconds, evenly spaced.
@@ -149,18 +164,10 @@ class SlidingWindowRateLimiter:
                         served = True
                         self._advance()
                         return True
-                self._wait(wait, cancel)
+                wait_for(wait, sleep=self._sleep, cancel=cancel)
         finally:
             if not served:
                 self.abandon(ticket)
-
-    def _wait(self, seconds: float, cancel: threading.Event | None) -> None:
-        if self._sleep is not None:
-            self._sleep(seconds)
-        elif cancel is not None:
-            cancel.wait(seconds)
-        else:
-            time.sleep(seconds)
 
     def release(self) -> None:
         """Count the request started by :meth:`acquire` as finished (whatever its outcome)."""

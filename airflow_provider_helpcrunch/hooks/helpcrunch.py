@@ -32,7 +32,7 @@ from airflow_provider_helpcrunch.exceptions import (
 )
 from airflow_provider_helpcrunch.filters import check_max_chats, check_sort, normalize_filters
 from airflow_provider_helpcrunch.outside_text import Scrubber, short_repr
-from airflow_provider_helpcrunch.rate_limit import SlidingWindowRateLimiter
+from airflow_provider_helpcrunch.rate_limit import SlidingWindowRateLimiter, wait_for
 from airflow_provider_helpcrunch.search_fields import COMPARISONS
 from airflow_provider_helpcrunch.transport import (
     Answer,
@@ -507,7 +507,7 @@ class HelpCrunchHook(BaseHook):
                 if isinstance(result, HelpCrunchNotFoundError):
                     self._confirm_base_url(cancel)
                 raise result
-            self._wait(result, cancel)
+            wait_for(result, sleep=self._sleep, cancel=cancel)
             if cancel is not None and cancel.is_set():
                 raise self._cancelled(action, chat_id)
 
@@ -699,14 +699,6 @@ class HelpCrunchHook(BaseHook):
     def _cancelled(self, action: str, chat_id: int | None) -> HelpCrunchCancelledError:
         about = f" for chat {chat_id}" if chat_id is not None else ""
         return HelpCrunchCancelledError(f"{action}{about} was not sent: cancelled", chat_id=chat_id)
-
-    def _wait(self, seconds: float, cancel: threading.Event | None) -> None:
-        if self._sleep is not None:
-            self._sleep(seconds)
-        elif cancel is not None:
-            cancel.wait(seconds)
-        else:
-            time.sleep(seconds)
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: half fixed, half random, capped at ``retry_backoff_max``."""
