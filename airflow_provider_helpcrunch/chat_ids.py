@@ -9,39 +9,15 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from airflow_provider_helpcrunch.exceptions import HelpCrunchError
-from airflow_provider_helpcrunch.outside_text import short_repr
+from airflow_provider_helpcrunch.exceptions import InvalidChatIdsError
+from airflow_provider_helpcrunch.validation import chat_id_problem, is_ascii_digits
+
+__all__ = ["ChatIds", "InvalidChatIdsError", "normalize_chat_ids"]
 
 _SEPARATORS = re.compile(r"[\s,;]+")
-_MAX_LISTED = 20
-#: HelpCrunch's chat IDs are signed 64-bit integers.
-MAX_CHAT_ID = 2**63 - 1
 #: how deeply lists of chat IDs may nest (mapped results nest two or three deep).
 MAX_NESTING = 100
 _TOO_DEEP = f"nested deeper than {MAX_NESTING} levels"
-
-
-def is_ascii_digits(text: str) -> bool:
-    """``"123"`` but not ``"²"``, ``"①"``, ``"١٢٣"`` or full-width digits: chat IDs are ASCII digits."""
-    return text.isascii() and text.isdigit()
-
-
-class InvalidChatIdsError(HelpCrunchError, ValueError):
-    """Some items are not chat IDs; nothing was sent. ``invalid`` holds ``(position, value, reason)``."""
-
-    def __init__(self, invalid: list[tuple[str, Any, str]], total_valid: int) -> None:
-        self.invalid = invalid
-        listed = ", ".join(
-            f"{position or 'value'}={short_repr(value)} ({reason})"
-            for position, value, reason in invalid[:_MAX_LISTED]
-        )
-        more = f", and {len(invalid) - _MAX_LISTED} more" if len(invalid) > _MAX_LISTED else ""
-        super().__init__(
-            f"{len(invalid)} invalid chat ID(s); nothing was sent to HelpCrunch. Expected integers from 1 to "
-            f"2**63 - 1, strings of ASCII digits or chat dicts with an 'id' "
-            f"(valid ones seen: {total_valid}). "
-            f"Invalid: {listed}{more}"
-        )
 
 
 class ChatIds:
@@ -91,9 +67,9 @@ class ChatIds:
             elif kind is dict:
                 chat_id = item.get("id")
                 chat_id = chat_id if type(chat_id) is int else None
-            elif kind is str and item.isdigit() and item.isascii():
+            elif kind is str and is_ascii_digits(item):
                 chat_id = int(item)
-            if chat_id is not None and 0 < chat_id <= MAX_CHAT_ID:
+            if chat_id is not None and chat_id_problem(chat_id) is None:
                 self.received += 1
                 seen[chat_id] = None
             else:
@@ -128,10 +104,9 @@ class ChatIds:
             self._reject(position, item, f"unsupported type {type(item).__name__}")
 
     def _add_int(self, chat_id: int, original: Any, position: str) -> None:
-        if chat_id <= 0:
-            self._reject(position, original, "not positive")
-        elif chat_id > MAX_CHAT_ID:
-            self._reject(position, original, "over 2**63 - 1")
+        problem = chat_id_problem(chat_id)
+        if problem:
+            self._reject(position, original, problem)
         else:
             self.received += 1
             self._seen[chat_id] = None

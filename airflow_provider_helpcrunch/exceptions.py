@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from airflow.providers.common.compat.sdk import AirflowException
 
-from airflow_provider_helpcrunch.outside_text import quote
+from airflow_provider_helpcrunch.outside_text import quote, short_repr
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -48,7 +48,8 @@ class HelpCrunchError(AirflowException):
         chat_id: int | None = None,
     ) -> None:
         super().__init__(message)
-        self.status_code = status_code
+        # HelpCrunch's HTTP status (None when it did not answer), where AirflowException has a class default
+        self.status_code: int | None = status_code  # type: ignore[assignment]
         self.errors = errors
         self.chat_id = chat_id
 
@@ -57,8 +58,15 @@ class HelpCrunchError(AirflowException):
         """HelpCrunch's error codes, in the order it sent them."""
         return tuple(detail.code for detail in self.errors)
 
+    def restated(self, message: str) -> Self:
+        """The same error (same class and details) with another message, e.g. one that adds context."""
+        copy = type(self).__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.args = (message,)
+        return copy
 
-class HelpCrunchConfigError(HelpCrunchError):
+
+class HelpCrunchConfigError(HelpCrunchError, ValueError):
     """
     The Airflow connection or an argument is unusable: raised before anything is sent, or when HelpCrunch's
     answers show that the connection's API base URL is not HelpCrunch's API.
@@ -87,6 +95,31 @@ class HelpCrunchConnectionError(HelpCrunchError):
 
 class HelpCrunchCancelledError(HelpCrunchError):
     """The request was not sent: the caller cancelled it (the run is stopping) before its turn came."""
+
+
+class InvalidChatIdsError(HelpCrunchError, ValueError):
+    """
+    Some items are not chat IDs; nothing was sent. ``invalid`` holds ``(position, value, reason)``.
+
+    :param invalid: every invalid item: where it was, the value, and why it is not a chat ID.
+    :param total_valid: how many valid chat IDs were seen beside them.
+    """
+
+    #: how many invalid items the message lists.
+    max_listed = 20
+
+    def __init__(self, invalid: list[tuple[str, Any, str]], total_valid: int) -> None:
+        self.invalid = invalid
+        listed = ", ".join(
+            f"{position or 'value'}={short_repr(value)} ({reason})"
+            for position, value, reason in invalid[: self.max_listed]
+        )
+        more = f", and {len(invalid) - self.max_listed} more" if len(invalid) > self.max_listed else ""
+        super().__init__(
+            f"{len(invalid)} invalid chat ID(s); nothing was sent to HelpCrunch. Expected integers from 1 to "
+            f"2**63 - 1, strings of ASCII digits or chat dicts with an 'id' "
+            f"(valid ones seen: {total_valid}). Invalid: {listed}{more}"
+        )
 
 
 def parse_error_details(body: Any) -> tuple[ErrorDetail, ...]:

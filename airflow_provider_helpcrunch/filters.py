@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
 from airflow_provider_helpcrunch.search_fields import FIELD_TYPES, OPERATORS, ORDERS, SORT_FIELDS
+from airflow_provider_helpcrunch.validation import is_ascii_digits
 
 Filter = Mapping[str, Any] | Sequence[Any]
 
@@ -52,7 +53,7 @@ def _to_int(value: Any, where: str) -> int:
         raise HelpCrunchConfigError(f"{where} must be an integer ID, got {value!r}")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and is_ascii_digits(value.strip()):
         return int(value.strip())
     raise HelpCrunchConfigError(f"{where} must be an integer ID, got {value!r}")
 
@@ -114,11 +115,3 @@ def check_sort(sort: str | None, order: str | None) -> tuple[str | None, str | N
     if order is not None and order not in ORDERS:
         raise HelpCrunchConfigError(f"order must be 'asc' or 'desc', got {order!r}")
     return sort, order
-
-
-def check_max_chats(max_chats: Any) -> None:
-    """``max_chats`` must be a positive int, or ``None`` for no cap."""
-    if max_chats is not None and (
-        isinstance(max_chats, bool) or not isinstance(max_chats, int) or max_chats < 1
-    ):
-        raise HelpCrunchConfigError(f"max_chats must be a positive int or None, got {max_chats!r}")

@@ -11,6 +11,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
+def rate_per_minute(count: int, seconds: float) -> float:
+    """Events per minute, over the intervals between them: ``count`` events span ``count - 1`` intervals."""
+    return (count - 1) / seconds * 60 if count > 1 and seconds > 0 else 0.0
+
+
 def wait_for(
     seconds: float, *, sleep: Callable[[float], object] | None, cancel: threading.Event | None
 ) -> None:

@@ -209,7 +209,7 @@ _POOL_CLASSES = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
 
 
 def _use_deadline_pools(manager: PoolManager) -> PoolManager:
-    manager.pool_classes_by_scheme = _POOL_CLASSES  # type: ignore[assignment]
+    manager.pool_classes_by_scheme = _POOL_CLASSES
     return manager
 
 

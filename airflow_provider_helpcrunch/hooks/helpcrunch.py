@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import enum
 import http.client
-import ipaddress
 import random
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.util.retry import Retry
 
-from airflow_provider_helpcrunch import CONNECTION_EXTRA_FIELDS, DEFAULT_BASE_URL, __version__
-from airflow_provider_helpcrunch.chat_ids import MAX_CHAT_ID
+from airflow_provider_helpcrunch import __version__
+from airflow_provider_helpcrunch.connection import (
+    CONN_TYPE,
+    DEFAULT_CONN_ID,
+    HelpCrunchSettings,
+    connection_form_widgets,
+    resolve_settings,
+    ui_field_behaviour,
+)
 from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchAPIError,
     HelpCrunchCancelledError,
@@ -30,7 +36,7 @@ from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchNotFoundError,
     error_from_answer,
 )
-from airflow_provider_helpcrunch.filters import check_max_chats, check_sort, normalize_filters
+from airflow_provider_helpcrunch.filters import check_sort, normalize_filters
 from airflow_provider_helpcrunch.outside_text import Scrubber, short_repr
 from airflow_provider_helpcrunch.rate_limit import SlidingWindowRateLimiter, wait_for
 from airflow_provider_helpcrunch.search_fields import COMPARISONS
@@ -41,13 +47,19 @@ from airflow_provider_helpcrunch.transport import (
     make_session,
     send_once,
 )
+from airflow_provider_helpcrunch.validation import (
+    ReadBy,
+    check_by,
+    check_chat_id,
+    check_max_chats,
+    check_read,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from airflow.models import Connection
+    from airflow.providers.common.compat.sdk import Connection
 
-ReadBy = Literal["agent", "customer"]
 READ_ENDPOINTS: dict[str, str] = {"agent": "/chats/readByAgent", "customer": "/chats/readByCustomer"}
 PAGE_SIZE = 100  # HelpCrunch's maximum page
 
@@ -93,17 +105,6 @@ class _Attempts:
     throttled_since: float | None = None  # clock time of the first 429
 
 
-@dataclass(frozen=True)
-class HelpCrunchSettings:
-    """What the hook resolved from the connection and its own arguments."""
-
-    base_url: str
-    api_key: str = field(repr=False)
-    requests_per_minute: int
-    timeout: float
-    max_retries: int
-
-
 class HelpCrunchHook(BaseHook):
     """
     Interact with the HelpCrunch REST API v1, paced under the account's request limit.
@@ -124,14 +125,16 @@ class HelpCrunchHook(BaseHook):
         :class:`HelpCrunchRateLimitError` (default 300): real time from its first 429, pacing included,
         whatever ``Retry-After`` says. 429s do not count against ``max_retries``: the limit is shared by
         everything that uses the key, and waiting is the answer to it.
+    :param rate_limiter: the pacer to use instead of one built from ``requests_per_minute`` (for example
+        one shared by several hooks of a process).
     :param clock: a monotonic clock for pacing and for ``rate_limit_wait`` (injectable for tests).
     :param sleep: how to wait between attempts and at the pacer; by default real time, cut short when the
         caller cancels (injectable for tests).
     """
 
     conn_name_attr = "helpcrunch_conn_id"
-    default_conn_name = "helpcrunch_default"
-    conn_type = "helpcrunch"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
     hook_name = "HelpCrunch"
 
     #: the length of the rate-limit window in seconds (the limit is per minute).
@@ -147,6 +150,7 @@ class HelpCrunchHook(BaseHook):
         retry_backoff: float = 1.0,
         retry_backoff_max: float = 60.0,
         rate_limit_wait: float = 300.0,
+        rate_limiter: SlidingWindowRateLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
         **kwargs: Any,
@@ -161,6 +165,7 @@ class HelpCrunchHook(BaseHook):
         self.rate_limit_wait = rate_limit_wait
         self._clock = clock
         self._sleep = sleep
+        self._given_rate_limiter = rate_limiter
         # A 404 counts as a missing chat only once the base URL has been seen to answer.
         self._base_url_answered = False
         self._base_url_check = threading.Lock()
@@ -171,33 +176,12 @@ class HelpCrunchHook(BaseHook):
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra fields of the connection form (Airflow 2.11 to 3.1)."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import IntegerField
-        from wtforms.validators import NumberRange, Optional
-
-        return {
-            name: IntegerField(
-                lazy_gettext(label),
-                description=description,
-                validators=[Optional(), NumberRange(min=minimum)],
-                widget=BS3TextFieldWidget(),
-                default=default,
-            )
-            for name, (label, description, default, minimum) in CONNECTION_EXTRA_FIELDS.items()
-        }
+        return connection_form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Relabel, hide and fill in the standard fields of the connection form (Airflow 2.11 to 3.1)."""
-        from airflow_provider_helpcrunch import get_provider_info
-
-        behaviour = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
-        return {
-            "hidden_fields": behaviour["hidden-fields"],
-            "relabeling": behaviour["relabeling"],
-            "placeholders": behaviour["placeholders"],
-        }
+        return ui_field_behaviour()
 
     # ------------------------------------------------------------------ settings and session
 
@@ -214,23 +198,21 @@ class HelpCrunchHook(BaseHook):
     @cached_property
     def settings(self) -> HelpCrunchSettings:
         """The connection resolved and checked; raises :class:`HelpCrunchConfigError` when unusable."""
-        conn = self._connection
-        where = f"Airflow connection {self.helpcrunch_conn_id!r}"
         for form in self._scrub.forms:
             mask_secret(form)
-        api_key = _api_key(conn.password, where)
-        extra = conn.extra_dejson
-        return HelpCrunchSettings(
-            base_url=_base_url(conn.host, conn.port, where),
-            api_key=api_key,
-            requests_per_minute=_setting("requests_per_minute", self._requests_per_minute, extra, where),
-            timeout=_setting("timeout", self._timeout, extra, where, numeric=float),
-            max_retries=_setting("max_retries", self._max_retries, extra, where),
+        return resolve_settings(
+            self._connection,
+            self.helpcrunch_conn_id,
+            requests_per_minute=self._requests_per_minute,
+            timeout=self._timeout,
+            max_retries=self._max_retries,
         )
 
     @cached_property
     def rate_limiter(self) -> SlidingWindowRateLimiter:
         """The pacer every request of this hook goes through."""
+        if self._given_rate_limiter is not None:
+            return self._given_rate_limiter
         return SlidingWindowRateLimiter(
             self.settings.requests_per_minute,
             window=self.rate_limit_window,
@@ -287,11 +269,9 @@ class HelpCrunchHook(BaseHook):
         :return: the Chat object HelpCrunch returns.
         :raises HelpCrunchNotFoundError: no chat has this ID.
         """
-        if by not in READ_ENDPOINTS:
-            raise HelpCrunchConfigError(f"by must be 'agent' or 'customer', got {by!r}")
-        _check_chat_id(chat_id)
-        if not isinstance(read, bool):
-            raise HelpCrunchConfigError(f"read must be True or False, got {read!r}")
+        check_by(by)
+        check_chat_id(chat_id)
+        check_read(read)
         action = f"PUT {READ_ENDPOINTS[by]}"
         chat = self._request(
             "PUT",
@@ -324,7 +304,7 @@ class HelpCrunchHook(BaseHook):
 
         :raises HelpCrunchNotFoundError: no chat has this ID.
         """
-        _check_chat_id(chat_id)
+        check_chat_id(chat_id)
         return self._request("GET", f"/chats/{chat_id}", chat_id=chat_id)
 
     def list_chats(
@@ -709,11 +689,6 @@ class HelpCrunchHook(BaseHook):
 # ---------------------------------------------------------------------- helpers
 
 
-def _check_chat_id(chat_id: Any) -> None:
-    if isinstance(chat_id, bool) or not isinstance(chat_id, int) or not 0 < chat_id <= MAX_CHAT_ID:
-        raise HelpCrunchConfigError(f"chat_id must be an int from 1 to 2**63 - 1, got {chat_id!r}")
-
-
 def _total(body: dict[str, Any]) -> int | None:
     """The result total, read as ``meta.total`` or as a top-level ``total`` (both are seen)."""
     meta = body.get("meta")
@@ -730,104 +705,3 @@ def _retry_after(answer: Answer) -> float | None:
         return max(0.0, Retry().parse_retry_after(value))
     except Exception:
         return None
-
-
-def _api_key(password: str | None, where: str) -> str:
-    """The key, outer whitespace stripped; refused (never quoted) unless printable ASCII without spaces."""
-    api_key = (password or "").strip()
-    if not api_key:
-        raise HelpCrunchConfigError(
-            f"{where} has no API key: put the HelpCrunch public API key in its password field."
-        )
-    if not all("!" <= char <= "~" for char in api_key):
-        raise HelpCrunchConfigError(
-            f"{where} has an API key with a character no HelpCrunch key has (a space, a line break, a "
-            "control or non-ASCII character): copy the key again into the connection's password field."
-        )
-    return api_key
-
-
-def _is_loopback(hostname: str) -> bool:
-    """``localhost``, 127.0.0.0/8 and ``::1`` only (``*.localhost`` names may resolve anywhere)."""
-    if hostname.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
-
-
-def _base_url(host: str | None, port: Any, where: str) -> str:
-    """Normalise the connection's host into the API base URL; only loopback may use plain http."""
-    raw = (host or "").strip()
-    if not raw:
-        return DEFAULT_BASE_URL
-    if "://" not in raw:
-        raw = "https://" + raw
-    try:
-        parts = urlsplit(raw)
-    except ValueError:
-        raise HelpCrunchConfigError(
-            f"{where} has an unusable host: expected a URL such as {DEFAULT_BASE_URL}"
-        ) from None
-    if "@" in parts.netloc:
-        raise HelpCrunchConfigError(
-            f"{where} has a user name or password in its host: put the API key in the password field and "
-            "only the URL in the host."
-        )
-    scheme = parts.scheme.lower()
-    hostname = parts.hostname or ""
-    if scheme not in ("https", "http") or not hostname:
-        raise HelpCrunchConfigError(
-            f"{where} has an unusable host {short_repr(host)}: expected a URL such as {DEFAULT_BASE_URL}"
-        )
-    try:
-        url_port = parts.port
-    except ValueError:
-        raise HelpCrunchConfigError(
-            f"{where} has a host with an invalid port ({short_repr(host)}): expected a number from 1 to 65535"
-        ) from None
-    if scheme == "http" and not _is_loopback(hostname):
-        raise HelpCrunchConfigError(
-            f"{where} points at http://{hostname}: the API key is sent only over HTTPS. Use https:// "
-            "(plain http is allowed for loopback hosts only: localhost, 127.0.0.0/8 and ::1)."
-        )
-    netloc = parts.netloc
-    if port and url_port is None:
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= 65535:
-            raise HelpCrunchConfigError(
-                f"{where} has an invalid port {short_repr(port)}: expected a number from 1 to 65535"
-            )
-        netloc = f"{netloc}:{port}"
-    path = parts.path.rstrip("/") or "/v1"
-    return urlunsplit((scheme, netloc, path, "", ""))
-
-
-def _setting(
-    name: str, argument: float | None, extra: dict[str, Any], where: str, *, numeric: type = int
-) -> Any:
-    """
-    The hook argument, else the extra (plain or ``extra__helpcrunch__`` prefixed), else the default;
-    checked against the field's minimum.
-    """
-    _, _, default, minimum = CONNECTION_EXTRA_FIELDS[name]
-    if argument is not None:
-        value, source = argument, f"argument {name}"
-    else:
-        value = extra.get(name)
-        if value in (None, ""):
-            value = extra.get(f"extra__helpcrunch__{name}")
-        source = f"extra {name!r} of {where}"
-        if value in (None, ""):
-            return numeric(default)
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        number = numeric(value)
-        if numeric is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError
-    except (TypeError, ValueError):
-        raise HelpCrunchConfigError(f"{source} must be a number, got {value!r}") from None
-    if number < minimum:
-        raise HelpCrunchConfigError(f"{source} must be at least {minimum}, got {value!r}")
-    return number

@@ -18,8 +18,9 @@ from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchError,
     HelpCrunchNotFoundError,
 )
-from airflow_provider_helpcrunch.filters import check_max_chats
-from airflow_provider_helpcrunch.hooks.helpcrunch import MAX_CONNECTIONS, READ_ENDPOINTS, HelpCrunchHook
+from airflow_provider_helpcrunch.hooks.helpcrunch import MAX_CONNECTIONS, HelpCrunchHook
+from airflow_provider_helpcrunch.rate_limit import rate_per_minute
+from airflow_provider_helpcrunch.validation import ReadBy, check_by, check_int, check_max_chats, check_read
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -125,17 +126,11 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
     ) -> None:
         super().__init__(**kwargs)
         if on_missing not in ON_MISSING_CHOICES:
-            raise ValueError(f"on_missing must be 'fail' or 'skip', got {on_missing!r}")
-        if not isinstance(read, bool):
-            raise ValueError(f"read must be True or False, got {read!r}")
-        if (
-            isinstance(max_in_flight, bool)
-            or not isinstance(max_in_flight, int)
-            or not (1 <= max_in_flight <= MAX_IN_FLIGHT)
-        ):
-            raise ValueError(f"max_in_flight must be an int from 1 to {MAX_IN_FLIGHT}, got {max_in_flight!r}")
-        if isinstance(by, str) and "{{" not in by and by not in READ_ENDPOINTS:
-            raise ValueError(f"by must be 'agent' or 'customer', got {by!r}")
+            raise HelpCrunchConfigError(f"on_missing must be 'fail' or 'skip', got {on_missing!r}")
+        check_read(read)
+        check_int(max_in_flight, "max_in_flight", maximum=MAX_IN_FLIGHT)
+        if not (isinstance(by, str) and "{{" in by):  # a template is checked once rendered
+            check_by(by)
         self.chat_ids = chat_ids
         self.by = by
         self.read = read
@@ -146,9 +141,7 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
         self.progress_interval = progress_interval
 
     def execute(self, context: Context) -> dict[str, Any]:
-        by = self.by
-        if by not in READ_ENDPOINTS:
-            raise HelpCrunchConfigError(f"by must be 'agent' or 'customer', got {by!r}")
+        by = check_by(self.by)
         sources = [self.chat_ids]
         if self.xcom_task_ids:
             sources.append(context["ti"].xcom_pull(task_ids=self.xcom_task_ids, key=self.xcom_key))
@@ -193,7 +186,7 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
             by,
             len(missing),
             elapsed,
-            _per_minute(len(chat_ids), elapsed),
+            rate_per_minute(len(chat_ids), elapsed),
             settings.requests_per_minute,
         )
         if missing:
@@ -207,7 +200,7 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
             self.log.warning(message)
         return result
 
-    def _mark_one(self, chat_id: int, by: str, ticket: int, stop: threading.Event) -> str | None:
+    def _mark_one(self, chat_id: int, by: ReadBy, ticket: int, stop: threading.Event) -> str | None:
         """Mark one chat: its outcome, or ``None`` when the run stopped before it was sent."""
         try:
             self.hook.mark_chat_read(chat_id, by=by, read=self.read, cancel=stop, ticket=ticket)
@@ -223,7 +216,7 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
             self.hook.rate_limiter.abandon(ticket)  # a no-op once the ticket was served
         return MARKED
 
-    def _mark_all(self, chat_ids: list[int], by: str, started: float) -> dict[int, str]:
+    def _mark_all(self, chat_ids: list[int], by: ReadBy, started: float) -> dict[int, str]:
         """
         Mark every chat, at most ``max_in_flight`` at a time, all through the hook's one pacer, which
         sends them in input order (each takes its place in the pacer's queue here, in order).
@@ -288,11 +281,11 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
                     limiter.abandon(ticket)
             self.hook.close()
         if failure is not None:
-            raise self._stopped(*failure, chat_ids, outcomes)
+            raise self._stopped(*failure, chat_ids, outcomes) from failure[1]
         return outcomes
 
     def _log_progress(self, done: int, total: int, missing: int, elapsed: float) -> None:
-        rate = _per_minute(done, elapsed)
+        rate = rate_per_minute(done, elapsed)
         left = f"about {(total - done) / rate * 60:.0f} s left" if rate else "time left not known yet"
         self.log.info(
             "Progress: %d/%d chats (%.0f%%), %d missing, %.1f chats/min, %s",
@@ -315,7 +308,7 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
             f"{_id_list(not_done)}. Cause: {err}"
         )
         self.log.error(message)
-        return type(err)(message, status_code=err.status_code, errors=err.errors, chat_id=err.chat_id)
+        return err.restated(message)
 
 
 def _tally(chat_ids: list[int], outcomes: dict[int, str]) -> tuple[list[int], list[int], list[int]]:
@@ -327,11 +320,6 @@ def _tally(chat_ids: list[int], outcomes: dict[int, str]) -> tuple[list[int], li
         outcome = outcomes.get(chat_id)
         (marked if outcome == MARKED else missing if outcome == MISSING else not_done).append(chat_id)
     return marked, missing, not_done
-
-
-def _per_minute(count: int, seconds: float) -> float:
-    """Chats per minute, counted over the intervals between them (n chats span n - 1 intervals)."""
-    return (count - 1) / seconds * 60 if count > 1 and seconds > 0 else 0.0
 
 
 class HelpCrunchSearchChatsOperator(BaseHelpCrunchOperator):

@@ -136,7 +136,7 @@ class HelpCrunchStandIn:
         self._attempts: dict[int, int] = {}
         self._count = 0
         self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ life cycle
@@ -258,7 +258,7 @@ class HelpCrunchStandIn:
 
     # ------------------------------------------------------------------ request handling
 
-    def _admit(self, method: str, path: str, body: Any, chat_id: int | None) -> tuple[int, Fault | None]:
+    def _admit(self, chat_id: int | None) -> tuple[int, Fault | None]:
         """Number the request and find the fault planned for it, if any."""
         with self._lock:
             self._count += 1
@@ -294,6 +294,14 @@ class HelpCrunchStandIn:
             return max(0.0, hits[0] + self.window - now)
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+        try:
+            return self._route_checked(method, path, query, body)
+        except _BadRequest as err:
+            return _bad_request(str(err))
+
+    def _route_checked(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any
+    ) -> tuple[int, Any]:
         if method == "PUT" and path in ("/v1/chats/readByAgent", "/v1/chats/readByCustomer"):
             return self._mark_read(path.rsplit("/", 1)[1], body)
         if method == "GET" and path == "/v1/chats":
@@ -323,21 +331,23 @@ class HelpCrunchStandIn:
             chat[endpoint] = read
             return 200, copy.deepcopy(chat)
 
-    def _page(self, offset: Any, limit: Any) -> tuple[int, int] | tuple[int, Any]:
+    def _page(self, offset: Any, limit: Any) -> tuple[int, int]:
+        """The page asked for, its limit capped at HelpCrunch's 100; raises :class:`_BadRequest`."""
         try:
             offset = int(offset if offset is not None else 0)
             limit = int(limit if limit is not None else PAGE_LIMIT)
         except (TypeError, ValueError):
-            return -1, _bad_request("offset and limit must be integers")[1]
+            raise _BadRequest("offset and limit must be integers") from None
         if offset < 0 or limit < 1:
-            return -1, _bad_request("offset must be >= 0 and limit >= 1")[1]
+            raise _BadRequest("offset must be >= 0 and limit >= 1")
         return offset, min(limit, PAGE_LIMIT)
 
-    def _sorted(self, sort: Any, order: Any) -> tuple[int, Any] | list[dict]:
+    def _sorted(self, sort: Any, order: Any) -> list[dict]:
+        """Every chat, in the order asked for; raises :class:`_BadRequest`."""
         if sort is not None and sort not in SORT_FIELDS:
-            return _bad_request(f"Unknown sort field {sort!r}")
+            raise _BadRequest(f"Unknown sort field {sort!r}")
         if order is not None and order not in ORDERS:
-            return _bad_request(f"Unknown order {order!r}")
+            raise _BadRequest(f"Unknown order {order!r}")
         with self._lock:
             chats = [copy.deepcopy(chat) for chat in self._chats.values()]
         if sort:
@@ -351,34 +361,30 @@ class HelpCrunchStandIn:
             return query.get(name, [None])[-1]
 
         offset, limit = self._page(one("offset"), one("limit"))
-        if offset < 0:
-            return 400, limit
         chats = self._sorted(one("sort"), one("order"))
-        if isinstance(chats, tuple):
-            return chats
         return 200, {"data": chats[offset : offset + limit], "meta": {"total": len(chats)}}
 
     def _search(self, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict):
-            return _bad_request("The request body must be a JSON object")
+            raise _BadRequest("The request body must be a JSON object")
         raw_filters = body.get("filter", [])
         if not isinstance(raw_filters, list):
-            return _bad_request('"filter" must be a list')
+            raise _BadRequest('"filter" must be a list')
         comparison = body.get("comparison", "AND")
         if comparison not in COMPARISONS:
-            return _bad_request(f"Unknown comparison {comparison!r}")
+            raise _BadRequest(f"Unknown comparison {comparison!r}")
         try:
             filters = [check_filter(entry) for entry in raw_filters]
         except FilterError as err:
-            return _bad_request(str(err))
+            raise _BadRequest(str(err)) from None
         offset, limit = self._page(body.get("offset"), body.get("limit"))
-        if offset < 0:
-            return 400, limit
         chats = self._sorted(body.get("sort"), body.get("order"))
-        if isinstance(chats, tuple):
-            return chats
         found = [chat for chat in chats if matches(chat, filters, comparison)]
         return 200, {"data": found[offset : offset + limit], "meta": {"total": len(found)}}
+
+
+class _BadRequest(Exception):
+    """A request HelpCrunch would answer with 400 and this message."""
 
 
 def _errors(*entries: dict[str, str]) -> dict[str, Any]:
@@ -463,7 +469,7 @@ class _Handler(BaseHTTPRequestHandler):
         chat_id = body.get("id") if isinstance(body, dict) and isinstance(body.get("id"), int) else None
         if chat_id is None and (match := re.fullmatch(r"/v1/chats/(\d+)", path)):
             chat_id = int(match.group(1))
-        number, fault = standin._admit(method, parts.path, body, chat_id)
+        number, fault = standin._admit(chat_id)
 
         def record(status: int | None) -> None:
             standin._log(RequestRecord(number, method, self.path, body, status, arrived, chat_id, fault))

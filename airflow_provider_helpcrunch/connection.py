@@ -1,0 +1,246 @@
+"""
+The ``helpcrunch`` Airflow connection: its fields, how they resolve into the hook's settings, and the
+connection form. ``get_provider_info`` and the hook's form methods are both derived from this one table.
+
+Airflow reads ``get_provider_info()`` while it is importing itself, so this module imports nothing of
+Airflow's (not even through the provider's errors) until a setting is resolved.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from airflow_provider_helpcrunch.outside_text import short_repr
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Connection
+
+    from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
+
+CONN_TYPE = "helpcrunch"
+DEFAULT_CONN_ID = "helpcrunch_default"
+DEFAULT_BASE_URL = "https://api.helpcrunch.com/v1"
+
+
+@dataclass(frozen=True)
+class ExtraField:
+    """One setting kept in the connection's ``extra``, shown as a field of the connection form."""
+
+    name: str
+    label: str
+    description: str
+    default: int
+    minimum: int
+    kind: type = int  # what the value is read as
+
+
+#: The connection's extra fields; the hook reads them, the form shows them.
+EXTRA_FIELDS: tuple[ExtraField, ...] = (
+    ExtraField(
+        "requests_per_minute",
+        "Requests per minute",
+        "The account's API limit. Keep it at 120 unless HelpCrunch raised it for you.",
+        default=120,
+        minimum=1,
+    ),
+    ExtraField(
+        "timeout",
+        "Timeout (seconds)",
+        "Seconds one attempt may take in all: connecting, sending and reading the whole answer.",
+        default=30,
+        minimum=1,
+        kind=float,
+    ),
+    ExtraField(
+        "max_retries",
+        "Max retries",
+        "Retries after a 5xx, a timeout or a dropped connection (0: none); 429s are waited out instead.",
+        default=5,
+        minimum=0,
+    ),
+)
+EXTRA_FIELDS_BY_NAME = {extra.name: extra for extra in EXTRA_FIELDS}
+
+#: How the standard fields of the form are hidden, relabelled and filled in.
+HIDDEN_FIELDS = ["schema", "login", "port", "extra"]
+RELABELING = {"host": "API base URL", "password": "API key"}
+PLACEHOLDERS = {"host": DEFAULT_BASE_URL, "password": "HelpCrunch public API key"}
+
+
+def provider_info_form() -> dict[str, Any]:
+    """The form as ``get_provider_info()`` declares it (Airflow 3.2 and later read it there)."""
+    return {
+        "ui-field-behaviour": {
+            "hidden-fields": HIDDEN_FIELDS,
+            "relabeling": RELABELING,
+            "placeholders": PLACEHOLDERS,
+        },
+        "conn-fields": {
+            extra.name: {
+                "label": extra.label,
+                "description": extra.description,
+                "schema": {"type": ["integer", "null"], "minimum": extra.minimum, "default": extra.default},
+            }
+            for extra in EXTRA_FIELDS
+        },
+    }
+
+
+def ui_field_behaviour() -> dict[str, Any]:
+    """The form's standard fields as the hook method declares them (Airflow 2.11 to 3.1)."""
+    return {"hidden_fields": HIDDEN_FIELDS, "relabeling": RELABELING, "placeholders": PLACEHOLDERS}
+
+
+def connection_form_widgets() -> dict[str, Any]:
+    """The form's extra fields as the hook method declares them (Airflow 2.11 to 3.1)."""
+    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import IntegerField
+    from wtforms.validators import NumberRange, Optional
+
+    return {
+        extra.name: IntegerField(
+            lazy_gettext(extra.label),
+            description=extra.description,
+            validators=[Optional(), NumberRange(min=extra.minimum)],
+            widget=BS3TextFieldWidget(),
+            default=extra.default,
+        )
+        for extra in EXTRA_FIELDS
+    }
+
+
+# ---------------------------------------------------------------------- settings
+
+
+def _config_error(message: str) -> HelpCrunchConfigError:
+    from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
+
+    return HelpCrunchConfigError(message)
+
+
+@dataclass(frozen=True)
+class HelpCrunchSettings:
+    """What the hook resolved from the connection and its own arguments."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    requests_per_minute: int
+    timeout: float
+    max_retries: int
+
+
+def resolve_settings(conn: Connection, conn_id: str, **overrides: Any) -> HelpCrunchSettings:
+    """
+    The connection's settings, checked; ``overrides`` (hook arguments, ``None`` for unset) win over the
+    extras. Raises :class:`HelpCrunchConfigError` naming the connection, never quoting the key.
+    """
+    where = f"Airflow connection {conn_id!r}"
+    extra = conn.extra_dejson
+    values = {spec.name: _setting(spec, overrides.get(spec.name), extra, where) for spec in EXTRA_FIELDS}
+    return HelpCrunchSettings(
+        base_url=base_url(conn.host, conn.port, where),
+        api_key=api_key(conn.password, where),
+        **values,
+    )
+
+
+def api_key(password: str | None, where: str) -> str:
+    """The key, outer whitespace stripped; refused (never quoted) unless printable ASCII without spaces."""
+    key = (password or "").strip()
+    if not key:
+        raise _config_error(
+            f"{where} has no API key: put the HelpCrunch public API key in its password field."
+        )
+    if not all("!" <= char <= "~" for char in key):
+        raise _config_error(
+            f"{where} has an API key with a character no HelpCrunch key has (a space, a line break, a "
+            "control or non-ASCII character): copy the key again into the connection's password field."
+        )
+    return key
+
+
+def is_loopback(hostname: str) -> bool:
+    """``localhost``, 127.0.0.0/8 and ``::1`` only (``*.localhost`` names may resolve anywhere)."""
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def base_url(host: str | None, port: Any, where: str) -> str:
+    """Normalise the connection's host into the API base URL; only loopback may use plain http."""
+    raw = (host or "").strip()
+    if not raw:
+        return DEFAULT_BASE_URL
+    if "://" not in raw:
+        raw = "https://" + raw
+    try:
+        parts = urlsplit(raw)
+    except ValueError:
+        raise _config_error(
+            f"{where} has an unusable host: expected a URL such as {DEFAULT_BASE_URL}"
+        ) from None
+    if "@" in parts.netloc:
+        raise _config_error(
+            f"{where} has a user name or password in its host: put the API key in the password field and "
+            "only the URL in the host."
+        )
+    scheme = parts.scheme.lower()
+    hostname = parts.hostname or ""
+    if scheme not in ("https", "http") or not hostname:
+        raise _config_error(
+            f"{where} has an unusable host {short_repr(host)}: expected a URL such as {DEFAULT_BASE_URL}"
+        )
+    try:
+        url_port = parts.port
+    except ValueError:
+        raise _config_error(
+            f"{where} has a host with an invalid port ({short_repr(host)}): expected a number from 1 to 65535"
+        ) from None
+    if scheme == "http" and not is_loopback(hostname):
+        raise _config_error(
+            f"{where} points at http://{hostname}: the API key is sent only over HTTPS. Use https:// "
+            "(plain http is allowed for loopback hosts only: localhost, 127.0.0.0/8 and ::1)."
+        )
+    netloc = parts.netloc
+    if port and url_port is None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= 65535:
+            raise _config_error(
+                f"{where} has an invalid port {short_repr(port)}: expected a number from 1 to 65535"
+            )
+        netloc = f"{netloc}:{port}"
+    path = parts.path.rstrip("/") or "/v1"
+    return urlunsplit((scheme, netloc, path, "", ""))
+
+
+def _setting(spec: ExtraField, argument: Any, extra: dict[str, Any], where: str) -> Any:
+    """
+    The hook argument, else the extra (plain or ``extra__helpcrunch__`` prefixed), else the default;
+    checked against the field's minimum.
+    """
+    if argument is not None:
+        value, source = argument, f"argument {spec.name}"
+    else:
+        value = extra.get(spec.name)
+        if value in (None, ""):
+            value = extra.get(f"extra__{CONN_TYPE}__{spec.name}")
+        source = f"extra {spec.name!r} of {where}"
+        if value in (None, ""):
+            return spec.kind(spec.default)
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = spec.kind(value)
+        if spec.kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+    except (TypeError, ValueError):
+        raise _config_error(f"{source} must be a number, got {short_repr(value)}") from None
+    if number < spec.minimum:
+        raise _config_error(f"{source} must be at least {spec.minimum}, got {short_repr(value)}")
+    return number
