@@ -1,5 +1,5 @@
 # make demo  - run the example cleanup DAG end to end on a local HelpCrunch stand-in (Airflow 3.3)
-# make test  - ruff, then the whole suite on Airflow 3.3 and on Airflow 2.11
+# make test  - ruff and mypy, then the whole suite on Airflow 3.3 and on Airflow 2.11 (packaging included)
 # make bench - throughput against the stand-in, side by side with what people write instead (~12 min)
 # Each target creates the virtualenv it needs under .venv/ on first use.
 
@@ -12,12 +12,12 @@ VENV_BENCH := .venv/bench-airflow-$(AIRFLOW_NEW)
 BENCH_EXTRAS := apache-airflow-providers-http matplotlib
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-new test-old lint format venvs bench clean
+.PHONY: demo test test-new test-old lint typecheck format venvs bench clean
 
 demo: $(VENV_NEW)/.installed
-	$(VENV_NEW)/bin/python scripts/run_demo.py
+	$(VENV_NEW)/bin/python -m scripts.run_demo
 
-test: lint test-new test-old
+test: lint typecheck test-new test-old
 
 test-new: $(VENV_NEW)/.installed
 	@echo "== pytest on Airflow $(AIRFLOW_NEW)"
@@ -31,6 +31,9 @@ lint: $(VENV_NEW)/.installed
 	$(VENV_NEW)/bin/ruff check .
 	$(VENV_NEW)/bin/ruff format --check .
 
+typecheck: $(VENV_NEW)/.installed
+	$(VENV_NEW)/bin/mypy
+
 format: $(VENV_NEW)/.installed
 	$(VENV_NEW)/bin/ruff check --fix .
 	$(VENV_NEW)/bin/ruff format .
@@ -38,7 +41,7 @@ format: $(VENV_NEW)/.installed
 venvs: $(VENV_NEW)/.installed $(VENV_OLD)/.installed
 
 bench: $(VENV_BENCH)/.installed
-	$(VENV_BENCH)/bin/python benchmarks/bench.py $(BENCH_ARGS)
+	$(VENV_BENCH)/bin/python -m benchmarks.bench $(BENCH_ARGS)
 
 # The benchmark's own virtualenv: the peers it compares with (HttpOperator) and the chart stay out of the
 # test environments.
@@ -63,4 +66,4 @@ $(VENV_BENCH)/.installed: pyproject.toml
 	@touch $@
 
 clean:
-	rm -rf .venv .demo .pytest_cache .ruff_cache
+	rm -rf .venv .demo .pytest_cache .ruff_cache .mypy_cache dist

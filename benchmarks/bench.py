@@ -28,25 +28,16 @@ import tracemalloc
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from airflow_provider_helpcrunch.rate_limit import rate_per_minute
+from airflow_provider_helpcrunch.testing import HelpCrunchStandIn
+from airflow_provider_helpcrunch.testing.airflow_home import load_dagbag, use_airflow_home
+from scripts.output_capture import output_to
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 AIRFLOW_HOME = RESULTS / "airflow"
 RESULTS.mkdir(parents=True, exist_ok=True)
-(AIRFLOW_HOME / "dags").mkdir(parents=True, exist_ok=True)
-os.environ.update(
-    {
-        "AIRFLOW_HOME": str(AIRFLOW_HOME),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(AIRFLOW_HOME / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
-        "AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY": "True",
-    }
-)
-
-sys.path.insert(0, str(REPO / "scripts"))
-from output_capture import output_to  # noqa: E402
-
-from airflow_provider_helpcrunch.testing import HelpCrunchStandIn  # noqa: E402
+use_airflow_home(AIRFLOW_HOME)
 
 LOG = RESULTS / "bench.log"
 
@@ -89,7 +80,7 @@ def judge(
 ):
     requests_seen = standin.requests
     ok = [r.time for r in requests_seen if r.status == 200]
-    rate = (len(ok) - 1) / (ok[-1] - ok[0]) * 60 / limit if len(ok) > 1 and ok[-1] > ok[0] else 0.0
+    rate = rate_per_minute(len(ok), ok[-1] - ok[0]) / limit if ok else 0.0
     chats = standin.chats
     start = requests_seen[0].time if requests_seen else 0.0
     return Row(
@@ -187,14 +178,9 @@ def run_http_operator(case: str, chats: int, limit: int) -> Row:
     os.environ["AIRFLOW_CONN_HELPCRUNCH_HTTP"] = json.dumps(
         {"conn_type": "http", "host": "127.0.0.1", "port": standin.port, "schema": "http"}
     )
-    try:
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # Airflow 2
-        from airflow.models.dagbag import DagBag
-
     started = time.perf_counter()
     with quiet():
-        dag = DagBag(dag_folder=str(dag_file)).get_dag("bench_http_operator")
+        dag = load_dagbag(dag_file).get_dag("bench_http_operator")
         dag_run = dag.test()
         failed = sum(1 for ti in dag_run.get_task_instances() if ti.state != "success")
     wall = time.perf_counter() - started

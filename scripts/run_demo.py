@@ -15,7 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from output_capture import output_to  # scripts/, beside this file
+from airflow_provider_helpcrunch.rate_limit import rate_per_minute
+from airflow_provider_helpcrunch.testing.airflow_home import load_dagbag, use_airflow_home
+from scripts.output_capture import output_to
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / ".demo"
@@ -28,15 +30,7 @@ CLOSED_DAYS_AGO = 7  # the DAG's default
 CHATS = 80
 LIMIT = 120
 
-os.environ.update(
-    {
-        "AIRFLOW_HOME": str(AIRFLOW_HOME),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
-        "AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY": "True",
-    }
-)
+use_airflow_home(AIRFLOW_HOME)
 
 
 def step(message: str) -> None:
@@ -45,7 +39,6 @@ def step(message: str) -> None:
 
 def main() -> int:
     started = time.monotonic()
-    DAGS.mkdir(parents=True, exist_ok=True)
     shutil.copy(DAG_FILE, DAGS / DAG_FILE.name)
 
     step(f"Airflow metadata DB (SQLite) in {AIRFLOW_HOME.relative_to(REPO)}")
@@ -64,14 +57,9 @@ def main() -> int:
         step(f"HelpCrunch stand-in at {standin.base_url}: {CHATS} chats, limit {LIMIT} requests per 60 s")
         before = standin.chats
 
-        try:
-            from airflow.dag_processing.dagbag import DagBag
-        except ImportError:  # Airflow 2
-            from airflow.models.dagbag import DagBag
-
         step(f"dag.test() of {DAG_ID}, sweeping the whole history; full log in {RUN_LOG.relative_to(REPO)}")
         with output_to(RUN_LOG):
-            dag = DagBag(dag_folder=str(DAGS)).get_dag(DAG_ID)
+            dag = load_dagbag(DAGS).get_dag(DAG_ID)
             # The example retries twice, 5 minutes apart, as a production DAG should; the demo reports a
             # failure at once instead.
             for task in dag.tasks:
@@ -100,9 +88,8 @@ def main() -> int:
     marked = [r.chat_id for r in puts if r.status == 200]
     missing = [r.chat_id for r in puts if r.status == 404]
     throttled = sum(1 for r in requests_seen if r.status == 429)
-    # the marking step's pace: n requests span n - 1 intervals
-    span = puts[-1].time - puts[0].time if len(puts) > 1 else 0.0
-    rate = (len(puts) - 1) / span * 60 if span else 0.0
+    # the marking step's pace
+    rate = rate_per_minute(len(puts), puts[-1].time - puts[0].time) if puts else 0.0
     # what the limit is about: the most requests the server saw in any 60 s
     arrivals = [r.time for r in requests_seen]
     busiest = max((sum(1 for t in arrivals if start <= t < start + 60) for start in arrivals), default=0)

@@ -8,11 +8,13 @@ import sys
 
 import pytest
 
-from tests.conftest import AIRFLOW_HOME, API_KEY, DAGS_FOLDER, REPO
+from airflow_provider_helpcrunch.testing.airflow_home import load_dagbag
+from tests.helpers import AIRFLOW_HOME, API_KEY, REPO
 
 pytestmark = pytest.mark.e2e
 
 E2E_DAGS = REPO / "tests" / "e2e" / "dags"
+DAGS_FOLDER = AIRFLOW_HOME / "dags"
 EXAMPLE_DAGS = REPO / "example_dags"
 
 
@@ -32,14 +34,6 @@ def airflow_db():
     airflow_cli("db", "migrate")
     airflow_cli("pools", "set", "helpcrunch_api", "2", "HelpCrunch API: 120 requests/min per account")
     return AIRFLOW_HOME
-
-
-def load_dagbag(folder: str):
-    try:
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # Airflow 2
-        from airflow.models.dagbag import DagBag
-    return DagBag(dag_folder=folder)  # Airflow's own examples are off: AIRFLOW__CORE__LOAD_EXAMPLES=False
 
 
 @pytest.fixture(scope="session")

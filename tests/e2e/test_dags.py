@@ -4,8 +4,9 @@ import warnings
 
 import pytest
 
+from airflow_provider_helpcrunch.testing.airflow_home import load_dagbag
 from airflow_provider_helpcrunch.timestamps import timestamp_seconds
-from tests.conftest import API_KEY
+from tests.helpers import API_KEY
 
 pytestmark = pytest.mark.e2e
 
@@ -22,8 +23,6 @@ def run(dag, **conf):
 
 
 def test_example_dags_import_cleanly(dagbag):
-    from tests.e2e.conftest import load_dagbag
-
     assert dagbag.import_errors == {}
     for dag_id in EXAMPLES:
         dag = dagbag.get_dag(dag_id)

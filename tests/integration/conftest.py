@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.conftest import API_KEY
+from tests.helpers import API_KEY
 
 pytestmark = pytest.mark.integration
 

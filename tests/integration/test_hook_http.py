@@ -14,9 +14,9 @@ from airflow_provider_helpcrunch.exceptions import (
 )
 from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
 from airflow_provider_helpcrunch.operators.helpcrunch import MarkChatReadOperator
+from airflow_provider_helpcrunch.rate_limit import rate_per_minute
 from airflow_provider_helpcrunch.testing import Fault
-from tests.conftest import API_KEY
-from tests.unit.test_rate_limit import max_in_any_window
+from tests.helpers import API_KEY, max_in_any_window
 
 pytestmark = pytest.mark.integration
 
@@ -112,7 +112,7 @@ class TestPacingOverHttp:
         arrivals = [r.time for r in standin.requests]
         assert [r.status for r in standin.requests] == [200] * 60  # no 429, nothing lost
         assert max_in_any_window(arrivals, 2.0) <= 20
-        rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) * 2.0
+        rate = rate_per_minute(len(arrivals), arrivals[-1] - arrivals[0]) / 60 * 2.0  # per 2 s window
         print(
             f"\npacing, latency {latency}s: {rate:.2f} requests per 2 s window, {rate / 20:.1%} of the limit"
         )

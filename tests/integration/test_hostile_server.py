@@ -14,7 +14,7 @@ from airflow_provider_helpcrunch.exceptions import (
 from airflow_provider_helpcrunch.hooks.helpcrunch import MAX_RESPONSE_BYTES, HelpCrunchHook
 from airflow_provider_helpcrunch.operators.helpcrunch import MarkChatReadOperator
 from airflow_provider_helpcrunch.testing import Fault
-from tests.conftest import API_KEY
+from tests.helpers import API_KEY
 from tests.scripted_server import ScriptedServer, answer
 
 pytestmark = pytest.mark.integration

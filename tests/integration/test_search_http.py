@@ -10,7 +10,7 @@ from airflow_provider_helpcrunch.exceptions import HelpCrunchNotFoundError
 from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
 from airflow_provider_helpcrunch.testing import Fault
 from airflow_provider_helpcrunch.timestamps import timestamp_seconds
-from tests.conftest import API_KEY
+from tests.helpers import API_KEY
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import requests
 
 from airflow_provider_helpcrunch.testing import Fault, HelpCrunchStandIn
 from airflow_provider_helpcrunch.timestamps import timestamp_seconds
-from tests.conftest import API_KEY, REPO
+from tests.helpers import API_KEY, REPO
 
 pytestmark = pytest.mark.integration
 

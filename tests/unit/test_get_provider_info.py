@@ -12,9 +12,10 @@ from importlib import metadata, resources
 
 import jsonschema
 
-from airflow_provider_helpcrunch import __version__, get_provider_info
+from airflow_provider_helpcrunch import __version__
+from airflow_provider_helpcrunch.get_provider_info import get_provider_info
 from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 DISTRIBUTION = "airflow-provider-helpcrunch"
 PACKAGE = REPO / "airflow_provider_helpcrunch"
@@ -110,6 +111,11 @@ FORBIDDEN_IMPORTS = (
 )
 
 
+def _is_forbidden(module: str) -> bool:
+    """The module is one of FORBIDDEN_IMPORTS or inside one (whole names: ``dagbag`` is not ``dag``)."""
+    return any(module == name or module.startswith(name + ".") for name in FORBIDDEN_IMPORTS)
+
+
 def _imports(path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -124,8 +130,7 @@ def _imports(path) -> set[str]:
 def test_no_moved_or_deprecated_airflow_import_in_the_package_or_examples():
     sources = [*PACKAGE.rglob("*.py"), *(REPO / "example_dags").glob("*.py")]
     offenders = {
-        str(path.relative_to(REPO)): sorted(m for m in _imports(path) if m.startswith(FORBIDDEN_IMPORTS))
-        for path in sources
+        str(path.relative_to(REPO)): sorted(m for m in _imports(path) if _is_forbidden(m)) for path in sources
     }
     assert {path: found for path, found in offenders.items() if found} == {}
 

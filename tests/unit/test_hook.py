@@ -7,7 +7,6 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchAPIError,
@@ -19,35 +18,16 @@ from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchRateLimitError,
 )
 from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
-from tests.conftest import API_KEY
-from tests.unit.conftest import BASE, chat, errors
+from tests.helpers import API_KEY, BASE, SEARCH_URL, chat, errors, pages_of
 
 AGENT_URL = f"{BASE}/chats/readByAgent"
 
 
-class TestAttributes:
-    def test_class_attributes(self):
-        assert HelpCrunchHook.conn_name_attr == "helpcrunch_conn_id"
-        assert HelpCrunchHook.default_conn_name == "helpcrunch_default"
-        assert HelpCrunchHook.conn_type == "helpcrunch"
-        assert HelpCrunchHook.hook_name == "HelpCrunch"
-
-    def test_constructor_takes_conn_id(self, set_connection):
+class TestConstructor:
+    def test_takes_the_conn_id(self, set_connection):
         set_connection("other_conn", host="https://eu.example.com/v1")
         hook = HelpCrunchHook(helpcrunch_conn_id="other_conn")
         assert hook.settings.base_url == "https://eu.example.com/v1"
-
-    def test_errors_are_airflow_exceptions(self):
-        for cls in (
-            HelpCrunchAuthError,
-            HelpCrunchNotFoundError,
-            HelpCrunchRateLimitError,
-            HelpCrunchAPIError,
-            HelpCrunchConnectionError,
-            HelpCrunchConfigError,
-        ):
-            assert issubclass(cls, HelpCrunchError)
-            assert issubclass(cls, AirflowException)
 
 
 class TestMarkChatRead:
@@ -103,78 +83,6 @@ class TestMarkChatRead:
 
     def test_settings_repr_hides_the_key(self, hook):
         assert API_KEY not in repr(hook.settings)
-
-
-class TestConnection:
-    def test_missing_key_names_the_connection(self, set_connection, requests_mock):
-        set_connection("no_key", password="")
-        with pytest.raises(HelpCrunchConfigError, match="'no_key' has no API key"):
-            HelpCrunchHook("no_key").mark_chat_read(1)
-        assert requests_mock.call_count == 0
-
-    @pytest.mark.parametrize(
-        ("host", "expected"),
-        [
-            (None, "https://api.helpcrunch.com/v1"),
-            ("", "https://api.helpcrunch.com/v1"),
-            ("api.helpcrunch.com/v1", "https://api.helpcrunch.com/v1"),
-            ("https://api.helpcrunch.com/v1/", "https://api.helpcrunch.com/v1"),
-            ("https://api.helpcrunch.com", "https://api.helpcrunch.com/v1"),
-            ("http://localhost:8765/v1", "http://localhost:8765/v1"),
-            ("http://127.0.0.1:8765/v1", "http://127.0.0.1:8765/v1"),
-            ("http://[::1]:8765/v1", "http://[::1]:8765/v1"),
-        ],
-    )
-    def test_base_url(self, set_connection, host, expected):
-        set_connection(host=host)
-        assert HelpCrunchHook().settings.base_url == expected
-
-    def test_port_field_is_used_when_the_host_has_none(self, set_connection):
-        set_connection(host="http://127.0.0.1", port=8765)
-        assert HelpCrunchHook().settings.base_url == "http://127.0.0.1:8765/v1"
-
-    @pytest.mark.parametrize("host", ["http://api.helpcrunch.com/v1", "http://10.0.0.5:8080/v1"])
-    def test_plain_http_is_refused_off_loopback(self, set_connection, requests_mock, host):
-        set_connection(host=host)
-        with pytest.raises(HelpCrunchConfigError, match="https"):
-            HelpCrunchHook().mark_chat_read(1)
-        assert requests_mock.call_count == 0
-
-    def test_unusable_host(self, set_connection):
-        set_connection(host="ftp://files.example.com")
-        with pytest.raises(HelpCrunchConfigError, match="unusable host"):
-            HelpCrunchHook().settings  # noqa: B018
-
-    def test_defaults(self, set_connection):
-        settings = HelpCrunchHook().settings
-        assert (settings.requests_per_minute, settings.timeout, settings.max_retries) == (120, 30.0, 5)
-
-    def test_extras_plain_and_prefixed(self, set_connection):
-        set_connection(
-            extra={"requests_per_minute": "60", "extra__helpcrunch__timeout": 12, "max_retries": 0}
-        )
-        settings = HelpCrunchHook().settings
-        assert (settings.requests_per_minute, settings.timeout, settings.max_retries) == (60, 12.0, 0)
-
-    def test_arguments_win_over_extras(self, set_connection):
-        set_connection(extra={"requests_per_minute": 60, "timeout": 12, "max_retries": 2})
-        settings = HelpCrunchHook(requests_per_minute=30, timeout=3, max_retries=9).settings
-        assert (settings.requests_per_minute, settings.timeout, settings.max_retries) == (30, 3.0, 9)
-
-    @pytest.mark.parametrize(
-        ("extra", "message"),
-        [
-            ({"requests_per_minute": "fast"}, "requests_per_minute.*'fast'"),
-            ({"requests_per_minute": 0}, "requests_per_minute.*at least 1"),
-            ({"timeout": -1}, "timeout.*at least 1"),
-            ({"max_retries": 1.5}, "max_retries.*1.5"),
-            ({"max_retries": True}, "max_retries.*True"),
-        ],
-    )
-    def test_bad_extras_are_named(self, set_connection, extra, message):
-        set_connection(extra=extra)
-        with pytest.raises(HelpCrunchConfigError, match=message):
-            HelpCrunchHook().settings  # noqa: B018
 
 
 class TestErrors:
@@ -515,35 +423,7 @@ class TestSuccessMustBeAJsonObject:
             hook.mark_chat_read(1)
 
 
-SNEAKY_KEYS = [
-    pytest.param("abc\ndef-123", id="newline"),
-    pytest.param("abc\rdef-123", id="cr"),
-    pytest.param("abc\x00def-123", id="nul"),
-    pytest.param("abc def-123", id="space"),
-    pytest.param("abc\u2603def-123", id="non-latin-1"),
-    pytest.param("abc\u00e9def-123", id="latin-1"),
-]
-
-
 class TestTheKeyNeverInAMessage:
-    @pytest.mark.parametrize("key", SNEAKY_KEYS)
-    def test_a_malformed_key_is_refused_without_quoting_it(self, set_connection, requests_mock, key):
-        set_connection(password=key)
-        with pytest.raises(HelpCrunchConfigError, match="API key with a character") as caught:
-            HelpCrunchHook().mark_chat_read(1)
-        assert requests_mock.call_count == 0
-        for form in ("abc", "def-123", repr(key)):
-            assert form not in str(caught.value)
-        ok, message = HelpCrunchHook().test_connection()
-        assert not ok
-        assert "def-123" not in message
-
-    def test_outer_whitespace_is_stripped(self, set_connection, requests_mock):
-        set_connection(password=f"  {API_KEY}\n")
-        requests_mock.put(AGENT_URL, json=chat(1))
-        HelpCrunchHook().mark_chat_read(1)
-        assert requests_mock.last_request.headers["Authorization"] == f"Bearer {API_KEY}"
-
     @pytest.mark.parametrize("status", [400, 401, 500])
     def test_a_server_echoing_the_key_is_scrubbed(self, make_hook, requests_mock, set_connection, status):
         key = 'k3y-with\\back"slash'
@@ -580,39 +460,6 @@ class TestTheKeyNeverInAMessage:
         monkeypatch.setattr("airflow_provider_helpcrunch.hooks.helpcrunch.mask_secret", masked.append)
         HelpCrunchHook().get_conn()
         assert {key, json.dumps(key)[1:-1], repr(key)[1:-1]} <= set(masked)
-
-
-class TestConnectionHostRules:
-    def test_userinfo_in_the_host_is_refused_without_echoing_it(self, set_connection, requests_mock):
-        set_connection(host="https://user:s3cr3t-pass@api.helpcrunch.com/v1")
-        with pytest.raises(HelpCrunchConfigError, match="user name or password") as caught:
-            HelpCrunchHook().mark_chat_read(1)
-        assert "s3cr3t-pass" not in str(caught.value)
-        assert requests_mock.call_count == 0
-
-    @pytest.mark.parametrize(
-        "host", ["api.example.com:abc", "https://api.example.com:70000/v1", "http://[::1"]
-    )
-    def test_a_bad_port_is_a_config_error_naming_the_connection(self, set_connection, host):
-        set_connection(host=host)
-        with pytest.raises(HelpCrunchConfigError, match="'helpcrunch_default'"):
-            HelpCrunchHook().settings  # noqa: B018
-
-    def test_a_bad_port_field_is_a_config_error(self, set_connection):
-        set_connection(host="https://api.example.com/v1", port=70000)
-        with pytest.raises(HelpCrunchConfigError, match="invalid port 70000"):
-            HelpCrunchHook().settings  # noqa: B018
-
-    @pytest.mark.parametrize("host", ["http://evil.localhost/v1", "http://localhost.evil.com/v1"])
-    def test_only_real_loopback_may_use_http(self, set_connection, host):
-        set_connection(host=host)
-        with pytest.raises(HelpCrunchConfigError, match="only over HTTPS"):
-            HelpCrunchHook().settings  # noqa: B018
-
-    @pytest.mark.parametrize("host", ["http://127.0.0.53:8000/v1", "http://LOCALHOST:8000/v1"])
-    def test_loopback_may_use_http(self, set_connection, host):
-        set_connection(host=host)
-        assert HelpCrunchHook().settings.base_url.startswith("http://")
 
 
 class TestBoundedMessages:
@@ -662,3 +509,92 @@ class TestChatIdRange:
         requests_mock.put(AGENT_URL, json=chat(2**63 - 1))
         hook.mark_chat_read(2**63 - 1)
         assert requests_mock.last_request.json()["id"] == 2**63 - 1
+
+
+class TestPaging:
+    def test_search_follows_pages_until_a_short_one(self, hook, requests_mock):
+        requests_mock.post(SEARCH_URL, json=pages_of(list(range(1, 251))))
+        found = [c["id"] for c in hook.search_chats([("status", "=", "closed")])]
+        assert found == list(range(1, 251))
+        bodies = [r.json() for r in requests_mock.request_history]
+        assert [(b["offset"], b["limit"]) for b in bodies] == [(0, 100), (100, 100), (200, 100)]
+        assert bodies[0]["filter"] == [{"field": "chats.status", "operator": "=", "value": "closed"}]
+        assert bodies[0]["comparison"] == "AND"
+
+    def test_exact_multiple_ends_on_an_empty_page(self, hook, requests_mock):
+        requests_mock.post(SEARCH_URL, json=pages_of(list(range(1, 201)), total_key="top"))
+        assert len(list(hook.search_chats([]))) == 200
+        assert requests_mock.call_count == 3
+
+    def test_total_is_not_trusted(self, hook, requests_mock):
+        # The total grows while we page (new chats), then a short page ends the search.
+        responses = [
+            {"json": {"data": [chat(i) for i in range(1, 101)], "meta": {"total": 100}}},
+            {"json": {"data": [chat(i) for i in range(101, 201)], "meta": {"total": 230}}},
+            {"json": {"data": [chat(i) for i in range(201, 231)], "meta": {"total": 230}}},
+        ]
+        requests_mock.post(SEARCH_URL, responses)
+        assert len(list(hook.search_chats([]))) == 230
+
+    def test_a_chat_shifted_onto_the_next_page_is_yielded_once(self, hook, requests_mock):
+        responses = [
+            {"json": {"data": [chat(i) for i in range(1, 101)], "total": 150}},
+            {"json": {"data": [chat(i) for i in range(100, 150)], "total": 150}},
+        ]
+        requests_mock.post(SEARCH_URL, responses)
+        found = [c["id"] for c in hook.search_chats([])]
+        assert found == list(range(1, 150))
+
+    def test_max_chats(self, hook, requests_mock):
+        requests_mock.post(SEARCH_URL, json=pages_of(list(range(1, 1000))))
+        assert len(list(hook.search_chats([], max_chats=150))) == 150
+        assert [r.json()["limit"] for r in requests_mock.request_history] == [100, 50]
+
+    def test_retries_during_paging(self, hook, requests_mock):
+        ids = list(range(1, 151))
+        responses = [
+            {"json": pages_of(ids)},
+            {"status_code": 429, "json": errors("too_many_requests")},
+            {"status_code": 503, "text": "busy"},
+            {"json": pages_of(ids)},
+        ]
+        requests_mock.post(SEARCH_URL, responses)
+        assert len(list(hook.search_chats([]))) == 150
+        assert [r.json()["offset"] for r in requests_mock.request_history] == [0, 100, 100, 100]
+
+    def test_list_chats(self, hook, requests_mock):
+        requests_mock.get(f"{BASE}/chats", json=pages_of(list(range(1, 121))))
+        found = list(hook.list_chats(sort="createdAt", order="desc"))
+        assert len(found) == 120
+        assert requests_mock.request_history[0].qs == {
+            "offset": ["0"],
+            "limit": ["100"],
+            "sort": ["chats.createdat"],
+            "order": ["desc"],
+        }
+
+    def test_checks_happen_before_any_request(self, hook, requests_mock):
+        with pytest.raises(HelpCrunchConfigError, match="sort"):
+            hook.list_chats(sort="chats.rating")
+        with pytest.raises(HelpCrunchConfigError, match="comparison"):
+            hook.search_chats([], comparison="XOR")
+        with pytest.raises(HelpCrunchConfigError, match="max_chats"):
+            hook.search_chats([], max_chats=0)
+        assert requests_mock.call_count == 0
+
+    def test_unexpected_shape(self, hook, requests_mock):
+        requests_mock.post(SEARCH_URL, json={"chats": []})
+        with pytest.raises(HelpCrunchAPIError, match="without a 'data' list"):
+            list(hook.search_chats([]))
+
+
+class TestGetChat:
+    def test_bare_chat(self, hook, requests_mock):
+        requests_mock.get(f"{BASE}/chats/5208", json=chat(5208))
+        assert hook.get_chat(5208)["id"] == 5208
+
+    def test_missing(self, hook, requests_mock):
+        requests_mock.get(f"{BASE}/chats/9", status_code=404, json=errors("chat_not_found"))
+        requests_mock.get(f"{BASE}/chats", json={"data": [], "meta": {"total": 0}})
+        with pytest.raises(HelpCrunchNotFoundError):
+            hook.get_chat(9)

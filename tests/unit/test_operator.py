@@ -8,7 +8,7 @@ import pytest
 import requests
 from airflow.providers.common.compat.sdk import AirflowException
 
-from airflow_provider_helpcrunch.chat_ids import InvalidChatIdsError
+from airflow_provider_helpcrunch.chat_ids import InvalidChatIdsError, normalize_chat_ids
 from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchAPIError,
     HelpCrunchAuthError,
@@ -16,9 +16,11 @@ from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchConnectionError,
     HelpCrunchNotFoundError,
 )
-from airflow_provider_helpcrunch.operators.helpcrunch import MarkChatReadOperator
-from tests.conftest import API_KEY
-from tests.unit.conftest import BASE, chat, errors
+from airflow_provider_helpcrunch.operators.helpcrunch import (
+    HelpCrunchSearchChatsOperator,
+    MarkChatReadOperator,
+)
+from tests.helpers import API_KEY, BASE, SEARCH_URL, chat, errors, pages_of
 
 AGENT_URL = f"{BASE}/chats/readByAgent"
 
@@ -138,9 +140,15 @@ class TestInputs:
         with pytest.raises(ValueError, match=message):
             MarkChatReadOperator(task_id="m", chat_ids=[1], **kwargs)
 
-    def test_template_fields(self):
-        assert {"chat_ids", "by", "xcom_task_ids", "xcom_key"} <= set(MarkChatReadOperator.template_fields)
-        assert MarkChatReadOperator.ui_color
+    def test_template_fields_are_rendered(self):
+        import jinja2
+
+        op = MarkChatReadOperator(
+            task_id="m", chat_ids="{{ ids }}", by="{{ who }}", xcom_task_ids="{{ up }}", xcom_key="{{ key }}"
+        )
+        context = {"ids": [1, 2], "who": "customer", "up": "find", "key": "found"}
+        op.render_template_fields(context, jinja_env=jinja2.Environment())
+        assert (op.chat_ids, op.by, op.xcom_task_ids, op.xcom_key) == ("[1, 2]", "customer", "find", "found")
 
     def test_arguments_are_keyword_only(self):
         # Airflow 3 raises TypeError, Airflow 2 its own AirflowException
@@ -316,3 +324,59 @@ class TestLogging:
         assert "Stopped at chat 2" in text  # the log was captured
         assert API_KEY not in text
         assert API_KEY not in str(caught.value)
+
+
+class TestSearchOperator:
+    @pytest.fixture(autouse=True)
+    def fast(self, set_connection):
+        set_connection(extra={"requests_per_minute": 60000})
+
+    def test_returns_ids_that_mark_reads(self, requests_mock):
+        requests_mock.post(SEARCH_URL, json=pages_of([3, 4, 5]))
+        op = HelpCrunchSearchChatsOperator(task_id="find", filters=[("status", "=", "closed")])
+        result = op.execute({})
+        assert result == [3, 4, 5]
+        assert normalize_chat_ids(result).ids == [3, 4, 5]
+
+    def test_returns_dicts_that_mark_reads_too(self, requests_mock):
+        requests_mock.post(SEARCH_URL, json=pages_of([3, 4]))
+        op = HelpCrunchSearchChatsOperator(
+            task_id="find", filters=[("status", "=", "closed")], return_ids=False
+        )
+        result = op.execute({})
+        assert [c["status"] for c in result] == ["closed", "closed"]
+        assert normalize_chat_ids(result).ids == [3, 4]
+
+    def test_rendered_template_values(self, requests_mock):
+        requests_mock.post(SEARCH_URL, json=pages_of([]))
+        op = HelpCrunchSearchChatsOperator(task_id="find", filters=[("closedAt", "<", "{{ ts }}")])
+        op.filters = [("closedAt", "<", "1700000000")]  # as rendered
+        assert op.execute({}) == []
+        assert requests_mock.last_request.json()["filter"][0]["value"] == 1700000000
+
+    def test_no_filters_lists_every_chat(self, requests_mock):
+        requests_mock.get(f"{BASE}/chats", json=pages_of([1, 2]))
+        assert HelpCrunchSearchChatsOperator(task_id="find").execute({}) == [1, 2]
+
+    def test_max_chats_cuts_and_says_so(self, requests_mock, caplog, capsys):
+        requests_mock.post(SEARCH_URL, json=pages_of(list(range(1, 300))))
+        caplog.set_level(logging.INFO)
+        op = HelpCrunchSearchChatsOperator(task_id="find", filters=[("status", "=", "closed")], max_chats=120)
+        assert op.execute({}) == list(range(1, 121))
+        assert "More than 120 chats match" in caplog.text + capsys.readouterr().out
+
+    def test_template_fields(self):
+        assert "filters" in HelpCrunchSearchChatsOperator.template_fields
+
+    def test_bad_max_chats_at_parse_time(self):
+        with pytest.raises(HelpCrunchConfigError, match="max_chats"):
+            HelpCrunchSearchChatsOperator(task_id="find", max_chats=-1)
+
+
+def test_search_operator_takes_the_same_hook_overrides(set_connection):
+    set_connection("hc")
+    op = HelpCrunchSearchChatsOperator(
+        task_id="find", helpcrunch_conn_id="hc", requests_per_minute=30, timeout=4, max_retries=0
+    )
+    settings = op.hook.settings
+    assert (settings.requests_per_minute, settings.timeout, settings.max_retries) == (30, 4.0, 0)

@@ -7,17 +7,7 @@ import time
 import pytest
 
 from airflow_provider_helpcrunch.rate_limit import SlidingWindowRateLimiter
-
-
-def max_in_any_window(times: list[float], window: float) -> int:
-    """The most events in any half-open window [t, t + window)."""
-    ordered = sorted(times)
-    best, start = 0, 0
-    for end, moment in enumerate(ordered):
-        while ordered[start] <= moment - window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+from tests.helpers import max_in_any_window
 
 
 def run(limiter: SlidingWindowRateLimiter, clock, count: int, duration: float = 0.0) -> list[float]:

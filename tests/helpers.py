@@ -1,0 +1,72 @@
+"""What tests of every layer share: the test key, the repository, HTTP helpers and a virtual clock."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="helpcrunch-airflow-home-"))
+API_KEY = "test-key-5f3c9a71e2"
+BASE = "https://api.helpcrunch.com/v1"
+SEARCH_URL = f"{BASE}/chats/search"
+
+
+def chat(chat_id: int, **fields: Any) -> dict[str, Any]:
+    """A Chat object as HelpCrunch returns it."""
+    return {"id": chat_id, "status": "closed", "readByAgent": True, "readByCustomer": False, **fields}
+
+
+def errors(*codes: str) -> dict[str, Any]:
+    """A HelpCrunch error body with these codes."""
+    return {"errors": [{"code": code, "message": f"{code} message"} for code in codes]}
+
+
+def max_in_any_window(times: list[float], window: float) -> int:
+    """The most events in any half-open window [t, t + window)."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, moment in enumerate(ordered):
+        while ordered[start] <= moment - window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+class FakeClock:
+    """A virtual monotonic clock: ``sleep`` moves time forward at once and records the wait."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+        self.backoffs: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        """The pacer's waits."""
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def backoff(self, seconds: float) -> None:
+        """The hook's waits between attempts, kept apart from the pacer's."""
+        self.backoffs.append(seconds)
+        self.now += seconds
+
+
+def pages_of(ids: list[int], *, total_key: str = "meta") -> Any:
+    """A requests-mock callback answering offset/limit pages over ``ids``."""
+
+    def answer(request, context):
+        if request.method == "POST":
+            offset, limit = request.json()["offset"], request.json()["limit"]
+        else:
+            offset, limit = int(request.qs["offset"][0]), int(request.qs["limit"][0])
+        data = [chat(i) for i in ids[offset : offset + min(limit, 100)]]
+        if total_key == "meta":
+            return {"data": data, "meta": {"total": len(ids)}}
+        return {"data": data, "total": len(ids)}
+
+    return answer
