@@ -27,13 +27,17 @@ class ChatIds:
     Use :func:`normalize_chat_ids`, which raises on any invalid item.
     """
 
-    __slots__ = ("_seen", "invalid", "nulls", "received")
+    __slots__ = ("_seen", "_state", "invalid", "nulls", "received", "unchanged")
 
-    def __init__(self) -> None:
+    def __init__(self, state: tuple[str, bool] | None = None) -> None:
         self._seen: dict[int, None] = {}
+        self._state = state
         self.invalid: list[tuple[str, Any, str]] = []
         self.nulls = 0
         self.received = 0
+        #: with ``state=(field, value)``: the chats every occurrence of which is a chat dict whose ``field``
+        #: is ``value`` (a plain ID, or a dict without the field, is always left out).
+        self.unchanged: set[int] = set()
 
     @property
     def ids(self) -> list[int]:
@@ -70,25 +74,42 @@ class ChatIds:
             elif kind is str and is_ascii_digits(item):
                 chat_id = int(item)
             if chat_id is not None and chat_id_problem(chat_id) is None:
-                self.received += 1
-                seen[chat_id] = None
+                if self._state is None:
+                    self.received += 1
+                    seen[chat_id] = None
+                else:
+                    self._accept(chat_id, item if kind is dict else None)
             else:
                 self._add_item(item, f"{prefix}[{index}]", depth + 1)
 
-    def _add_item(self, item: Any, position: str, depth: int) -> None:
+    def _accept(self, chat_id: int, chat: Mapping[str, Any] | None) -> None:
+        """Count a valid chat ID; ``chat`` is the chat dict it came in, if any."""
+        self.received += 1
+        first = chat_id not in self._seen
+        self._seen[chat_id] = None
+        if self._state is None:
+            return
+        field, value = self._state
+        if chat is not None and chat.get(field) is value:
+            if first:
+                self.unchanged.add(chat_id)
+        else:
+            self.unchanged.discard(chat_id)
+
+    def _add_item(self, item: Any, position: str, depth: int, chat: Mapping[str, Any] | None = None) -> None:
         if item is None:
             self.nulls += 1
         elif isinstance(item, bool):
             self._reject(position, item, "bool")
         elif isinstance(item, numbers.Integral):
-            self._add_int(int(item), item, position)
+            self._add_int(int(item), item, position, chat)
         elif isinstance(item, float):
             if item.is_integer():
-                self._add_int(int(item), item, position)
+                self._add_int(int(item), item, position, chat)
             else:
                 self._reject(position, item, "not a whole number")
         elif isinstance(item, str):
-            self._add_text(item, position, top_level=False, depth=depth)
+            self._add_text(item, position, top_level=False, depth=depth, chat=chat)
         elif isinstance(item, Mapping):
             if "id" not in item:
                 self._reject(position, item, "dict without 'id'")
@@ -97,24 +118,27 @@ class ChatIds:
                 if isinstance(chat_id, (Mapping, list, tuple)) or chat_id is None:
                     self._reject(f"{position}['id']", chat_id, "not a chat ID")
                 else:
-                    self._add_item(chat_id, f"{position}['id']", depth)
+                    self._add_item(chat_id, f"{position}['id']", depth, chat=item)
         elif isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
             self._add_items(item, position, depth)
         else:
             self._reject(position, item, f"unsupported type {type(item).__name__}")
 
-    def _add_int(self, chat_id: int, original: Any, position: str) -> None:
+    def _add_int(
+        self, chat_id: int, original: Any, position: str, chat: Mapping[str, Any] | None = None
+    ) -> None:
         problem = chat_id_problem(chat_id)
         if problem:
             self._reject(position, original, problem)
         else:
-            self.received += 1
-            self._seen[chat_id] = None
+            self._accept(chat_id, chat)
 
-    def _add_text(self, text: str, position: str, *, top_level: bool, depth: int) -> None:
+    def _add_text(
+        self, text: str, position: str, *, top_level: bool, depth: int, chat: Mapping[str, Any] | None = None
+    ) -> None:
         stripped = text.strip()
         if is_ascii_digits(stripped):
-            self._add_int(int(stripped), text, position)
+            self._add_int(int(stripped), text, position, chat)
             return
         if top_level and stripped in ("", "None", "null", "[]", "()"):
             return
@@ -160,19 +184,20 @@ def _parse_literal(text: str) -> Any:
         return _UNPARSED
 
 
-def normalize_chat_ids(*values: Any) -> ChatIds:
+def normalize_chat_ids(*values: Any, state: tuple[str, bool] | None = None) -> ChatIds:
     """
     Collect chat IDs from XCom values of any supported shape.
 
     Accepted: ints from 1 to 2**63 - 1; strings of ASCII digits; chat dicts with an ``"id"``; lists, tuples
     and lazy sequences of those, nested up to :data:`MAX_NESTING` deep (results of mapped tasks); and
     strings holding a JSON or Python list, or IDs separated by commas or spaces (what a Jinja template
-    renders to). Duplicates are kept once, in
-    first-seen order; ``None`` values add nothing.
+    renders to). Duplicates are kept once, in first-seen order; ``None`` values add nothing.
 
+    :param state: ``(field, value)``, e.g. ``("readByAgent", True)``: collect in ``unchanged`` the chats
+        that every occurrence shows in that state already.
     :raises InvalidChatIdsError: naming every invalid item and its position, before anything is sent.
     """
-    collected = ChatIds()
+    collected = ChatIds(state)
     for index, value in enumerate(values):
         collected.add_value(value, f"source {index}: " if len(values) > 1 else "")
     if collected.invalid:

@@ -9,6 +9,8 @@ from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
 #: who a chat is marked read by: ``PUT /chats/readByAgent`` or ``PUT /chats/readByCustomer``.
 ReadBy = Literal["agent", "customer"]
 READ_BY: tuple[ReadBy, ...] = ("agent", "customer")
+#: the Chat object's field that says whether it is read, by who.
+READ_FIELDS: dict[str, str] = {"agent": "readByAgent", "customer": "readByCustomer"}
 #: HelpCrunch's chat IDs are signed 64-bit integers.
 MAX_CHAT_ID = 2**63 - 1
 
@@ -49,6 +51,11 @@ def check_by(by: Any) -> ReadBy:
     if by not in READ_BY:
         raise HelpCrunchConfigError(f"by must be 'agent' or 'customer', got {by!r}")
     return cast("ReadBy", by)
+
+
+def check_unread_by(unread_by: Any) -> ReadBy | None:
+    """``unread_by`` of a search: ``None`` (every chat), ``"agent"`` or ``"customer"``."""
+    return None if unread_by is None else check_by(unread_by)
 
 
 def check_read(read: Any) -> bool:

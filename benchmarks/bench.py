@@ -10,7 +10,9 @@ stand-in saw: achieved rate as a fraction of the limit, 429s drawn, chats lost (
 3. 1 s of latency on every answer: one request at a time against ``max_in_flight``;
 4. four processes sharing one key against one 120/min stand-in;
 5. client CPU per request, the hook against a bare ``requests.Session``;
-6. normalising 100,000 and 1,000,000 chat IDs from XCom shapes.
+6. normalising 100,000 and 1,000,000 chat IDs from XCom shapes;
+7. requests that change nothing: the cleanup example in steady state with and without ``unread_by``, and a
+   retry of a 2,000-chat run stopped at about chat 1,500, with and without ``resume`` (Airflow 3.3).
 
 Writes ``benchmarks/results/results.md``, ``results.json`` and ``throughput.png``; prints the tables.
 """
@@ -308,6 +310,119 @@ def scale() -> list[dict]:
     return rows
 
 
+# ---------------------------------------------------------------------- requests that change nothing
+
+DAY = 86400
+
+
+def cleanup_steady_state(per_day: int, unread_by: str | None, limit: int) -> dict:
+    """
+    One daily run of the cleanup example in steady state: the 30-day lookback holds ``per_day`` chats closed
+    on each day, and every day but the newest was marked read by the previous runs.
+    """
+    from airflow_provider_helpcrunch.operators.helpcrunch import (
+        HelpCrunchSearchChatsOperator,
+        MarkChatReadOperator,
+    )
+
+    now = int(time.time())
+    cutoff = now - 7 * DAY
+    start = cutoff - 30 * DAY
+    standin = HelpCrunchStandIn(chats=0, requests_per_minute=limit).start()
+    for day in range(30):
+        for n in range(per_day):
+            closed_at = start + day * DAY + n * (DAY // per_day)
+            standin.add_chat(
+                id=5200 + day * per_day + n, status="closed", closedAt=str(closed_at), readByAgent=day < 29
+            )
+    os.environ["AIRFLOW_CONN_HELPCRUNCH_DEFAULT"] = standin.connection_json()
+    filters = [("status", "=", "closed"), ("closedAt", "<", cutoff), ("closedAt", ">=", start)]
+    started = time.perf_counter()
+    with quiet():
+        found = HelpCrunchSearchChatsOperator(
+            task_id="find", filters=filters, sort="closedAt", unread_by=unread_by, requests_per_minute=limit
+        ).execute({})
+        MarkChatReadOperator(task_id="mark", chat_ids=found, requests_per_minute=limit).execute({})
+    wall = time.perf_counter() - started
+    seen = standin.requests
+    standin.stop()
+    unread = [c for c in standin.chats.values() if not c["readByAgent"]]
+    return {
+        "case": f"7 cleanup, {per_day}/day, 30-day lookback",
+        "variant": f"unread_by={unread_by!r}",
+        "requests": len(seen),
+        "puts": sum(1 for r in seen if r.method == "PUT"),
+        "wall_s": round(wall, 1),
+        "minutes_at_120": round(len(seen) / 120, 1),
+        "left_unread": len(unread),
+    }
+
+
+RESUME_DAG = """
+import pendulum
+from airflow.providers.common.compat.sdk import DAG
+from airflow_provider_helpcrunch.operators.helpcrunch import MarkChatReadOperator
+
+with DAG(dag_id="bench_resume", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+    MarkChatReadOperator(
+        task_id="mark", chat_ids=CHAT_IDS, resume=RESUME, max_retries=0, requests_per_minute=LIMIT,
+        retries=1, retry_delay=pendulum.duration(seconds=0),
+    )
+"""
+
+
+def resume_after_stop(chats: int, stop_at: int, resume: bool, limit: int) -> dict:
+    """A run whose try 1 stops at chat ``stop_at`` on a fault, then is retried, under ``dag.test()``."""
+    from airflow_provider_helpcrunch.testing import Fault
+
+    standin, ids = fresh_standin(chats, limit)
+    standin.inject(Fault(status=500), chat_id=ids[stop_at - 1])
+    dag_file = AIRFLOW_HOME / "dags" / "bench_resume.py"
+    dag_file.write_text(f"CHAT_IDS = {ids!r}\nRESUME = {resume!r}\nLIMIT = {limit}\n" + RESUME_DAG)
+    with quiet():
+        dag_run = load_dagbag(dag_file).get_dag("bench_resume").test()
+    puts = [r for r in standin.requests if r.method == "PUT"]
+    standin.stop()
+    # try 2 starts after the first pause in the requests that follows the fault (the retry's set-up)
+    fault_at = next(n for n, r in enumerate(puts) if r.status == 500)
+    try2 = next(n for n in range(fault_at + 1, len(puts)) if puts[n].time - puts[n - 1].time > 1.0)
+    second = puts[try2:]
+    return {
+        "case": f"7 retry of a {chats}-chat run stopped at chat {stop_at}",
+        "variant": f"resume={resume}",
+        "requests": len(second),
+        "puts": len(second),
+        "wall_s": round(second[-1].time - second[0].time, 1),
+        "minutes_at_120": round(len(second) / 120, 1),
+        "left_unread": sum(1 for c in standin.chats.values() if not c["readByAgent"]),
+        "state": dag_run.state,
+    }
+
+
+def waste_table(rows: list[dict]) -> str:
+    lines = [
+        "| case | variant | requests | PUTs | wall (s), scaled limit | minutes at 120/min | left unread |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['case']} | {r['variant']} | {r['requests']:,} | {r['puts']:,} | {r['wall_s']} "
+        f"| {r['minutes_at_120']} | {r['left_unread']} |"
+        for r in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def wasted_requests(per_day: int, retry_chats: int, limit: int) -> list[dict]:
+    rows = []
+    for unread_by in (None, "agent"):
+        step(f"7. cleanup steady state, {per_day} chats/day, unread_by={unread_by!r}")
+        rows.append(cleanup_steady_state(per_day, unread_by, limit))
+    for resume in (False, True):
+        step(f"7. {retry_chats}-chat run stopped at {retry_chats * 3 // 4}, retried, resume={resume}")
+        rows.append(resume_after_stop(retry_chats, retry_chats * 3 // 4, resume, limit))
+    return rows
+
+
 # ---------------------------------------------------------------------- report
 
 
@@ -373,12 +488,23 @@ def main() -> int:
     parser.add_argument("--real-chats", type=int, default=120, help="N at the real 120/min limit")
     parser.add_argument("--latency-chats", type=int, default=60, help="N with 1 s latency")
     parser.add_argument("--shared-chats", type=int, default=240, help="N shared by the four processes")
+    parser.add_argument("--per-day", type=int, default=50, help="chats closed per day, for case 7")
+    parser.add_argument("--retry-chats", type=int, default=2000, help="N of the retried run, for case 7")
+    parser.add_argument("--waste-limit", type=int, default=6000, help="the scaled limit of case 7, per min")
+    parser.add_argument("--only", choices=["waste"], help="run only case 7")
     args = parser.parse_args()
     LOG.write_text("")
     began = time.perf_counter()
 
-    step("migrating the benchmark's Airflow DB (for the HttpOperator DAG)")
+    step("migrating the benchmark's Airflow DB (for the DAGs run with dag.test())")
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, check=True)
+    if args.only == "waste":
+        table = waste_table(wasted_requests(args.per_day, args.retry_chats, args.waste_limit))
+        (RESULTS / "waste.md").write_text(table)
+        print()
+        print(table)
+        print(f"benchmark took {time.perf_counter() - began:.0f} s")
+        return 0
 
     rows: list[Row] = []
     step(f"1. this provider at 600/min, {args.scaled_chats} chats")
@@ -397,13 +523,20 @@ def main() -> int:
     cost = client_cost()
     step("6. normalising 100,000 and 1,000,000 chat IDs")
     sizes = scale()
+    waste = wasted_requests(args.per_day, args.retry_chats, args.waste_limit)
     step("report and chart")
 
-    table = markdown(rows, cost, sizes)
+    table = markdown(rows, cost, sizes) + "\n" + waste_table(waste)
     (RESULTS / "results.md").write_text(table)
     (RESULTS / "results.json").write_text(
         json.dumps(
-            {"rows": [asdict(r) | {"timeline": None} for r in rows], "cost": cost, "scale": sizes}, indent=1
+            {
+                "rows": [asdict(r) | {"timeline": None} for r in rows],
+                "cost": cost,
+                "scale": sizes,
+                "waste": waste,
+            },
+            indent=1,
         )
     )
     chart(rows, RESULTS / "throughput.png")

@@ -4,9 +4,11 @@ Daily HelpCrunch inbox cleanup: find the chats closed more than N days ago and m
 The search runs first and pushes the chat IDs to XCom; MarkChatReadOperator takes them from there. Both
 share the ``helpcrunch_default`` connection and stay under the account's 120 requests per minute.
 
-Each run looks back ``lookback_days`` before the cut-off, so a missed day is caught up by the next run;
-chats that were already read are simply marked again (the call is idempotent). Trigger it with
-``{"lookback_days": 3650}`` once to sweep the whole history.
+Each run looks back ``lookback_days`` before the cut-off, so a missed day is caught up by the next run.
+Only the chats not read by the agent yet are kept (``unread_by="agent"``), so a daily run sends about one
+day's worth of requests, not the whole lookback's. Trigger it with ``{"lookback_days": 3650}`` once to sweep
+the whole history: a run triggered by hand has no data interval on Airflow 3, so the cut-off counts from the
+run's ``run_after`` then.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from airflow_provider_helpcrunch.operators.helpcrunch import (
     MarkChatReadOperator,
 )
 
-CUTOFF = "(data_interval_end - macros.timedelta(days=params.closed_days_ago))"
+# The end of the run's data interval; a run triggered without a logical date (Airflow 3) has none, but every
+# run has run_after.
+RUN_END = "(data_interval_end if data_interval_end is defined and data_interval_end else dag_run.run_after)"
+CUTOFF = "(" + RUN_END + " - macros.timedelta(days=params.closed_days_ago))"
 
 with DAG(
     dag_id="example_helpcrunch_cleanup",
@@ -39,15 +44,17 @@ with DAG(
         task_id="find_closed_chats",
         filters=[
             ("status", "=", "closed"),
-            ("closedAt", "<", "{{ " + CUTOFF + ".int_timestamp }}"),
+            ("closedAt", "<", "{{ " + CUTOFF + ".timestamp() | int }}"),
             (
                 "closedAt",
                 ">=",
-                "{{ (" + CUTOFF + " - macros.timedelta(days=params.lookback_days)).int_timestamp }}",
+                "{{ (" + CUTOFF + " - macros.timedelta(days=params.lookback_days)).timestamp() | int }}",
             ),
         ],
         sort="closedAt",
         order="asc",
+        # search cannot filter on it: pages are filtered as they arrive
+        unread_by="agent",
     )
 
     mark_read_by_agent = MarkChatReadOperator(

@@ -99,7 +99,8 @@ def main() -> int:
     print(f"  DAG run              {dag_run.state}")
     print(f"  chats in the inbox   {len(before)}")
     print(f"  found (closed > {CLOSED_DAYS_AGO}d)  {len(due)} ({unread_before} of them unread by the agent)")
-    print(f"  marked read          {len(set(marked))}")
+    left_out = len(due) - unread_before
+    print(f"  marked read          {len(set(marked))} (the {left_out} read already were not sent: unread_by)")
     print(f"  missing (404)        {len(missing)}")
     print(f"  still unread         {len(not_read)}")
     errors = sum(1 for r in requests_seen if r.status is None or r.status >= 400) - throttled - len(missing)

@@ -48,11 +48,13 @@ from airflow_provider_helpcrunch.transport import (
     send_once,
 )
 from airflow_provider_helpcrunch.validation import (
+    READ_FIELDS,
     ReadBy,
     check_by,
     check_chat_id,
     check_max_chats,
     check_read,
+    check_unread_by,
 )
 
 if TYPE_CHECKING:
@@ -282,7 +284,7 @@ class HelpCrunchHook(BaseHook):
             ticket=ticket,
         )
         # A 200 that shows another chat, or the chat not in the state asked for, did not do what was asked.
-        field_name = "readByAgent" if by == "agent" else "readByCustomer"
+        field_name = READ_FIELDS[by]
         if "id" in chat and chat["id"] != chat_id:
             raise HelpCrunchAPIError(
                 f"HelpCrunch answered {action} for chat {chat_id} with chat {short_repr(chat['id'])}",
@@ -308,7 +310,12 @@ class HelpCrunchHook(BaseHook):
         return self._request("GET", f"/chats/{chat_id}", chat_id=chat_id)
 
     def list_chats(
-        self, *, sort: str | None = None, order: str | None = None, max_chats: int | None = None
+        self,
+        *,
+        sort: str | None = None,
+        order: str | None = None,
+        max_chats: int | None = None,
+        unread_by: ReadBy | None = None,
     ) -> Iterator[dict[str, Any]]:
         """
         Every chat of the account, page by page (``GET /chats``), as a generator of Chat dicts.
@@ -316,16 +323,18 @@ class HelpCrunchHook(BaseHook):
         :param sort: ``chats.createdAt``, ``chats.lastCustomerMessageAt``, ``chats.lastMessageAt`` or
             ``chats.closedAt`` (the ``chats.`` prefix may be left out).
         :param order: ``"asc"`` or ``"desc"``.
-        :param max_chats: stop after this many chats.
+        :param max_chats: stop after this many chats (of those kept by ``unread_by``).
+        :param unread_by: ``"agent"`` or ``"customer"``: keep only the chats not read by them yet.
         """
         sort, order = check_sort(sort, order)
         check_max_chats(max_chats)
+        keep = unread_filter(check_unread_by(unread_by))
 
         def fetch(offset: int, limit: int) -> Any:
             params = {"offset": offset, "limit": limit, "sort": sort, "order": order}
             return self._request("GET", "/chats", params={k: v for k, v in params.items() if v is not None})
 
-        return self._paginate(fetch, max_chats, "GET /chats")
+        return self._paginate(fetch, max_chats, "GET /chats", keep)
 
     def search_chats(
         self,
@@ -335,6 +344,7 @@ class HelpCrunchHook(BaseHook):
         sort: str | None = None,
         order: str | None = None,
         max_chats: int | None = None,
+        unread_by: ReadBy | None = None,
     ) -> Iterator[dict[str, Any]]:
         """
         Chats matching ``filters``, page by page (``POST /chats/search``), as a generator of Chat dicts.
@@ -347,13 +357,16 @@ class HelpCrunchHook(BaseHook):
         :param comparison: ``"AND"`` (every filter) or ``"OR"`` (any filter).
         :param sort: as for :meth:`list_chats`.
         :param order: ``"asc"`` or ``"desc"``.
-        :param max_chats: stop after this many chats.
+        :param max_chats: stop after this many chats (of those kept by ``unread_by``).
+        :param unread_by: ``"agent"`` or ``"customer"``: keep only the chats not read by them yet (search
+            cannot filter on it; the pages are filtered as they arrive).
         """
         checked = normalize_filters(filters)
         if comparison not in COMPARISONS:
             raise HelpCrunchConfigError(f"comparison must be 'AND' or 'OR', got {comparison!r}")
         sort, order = check_sort(sort, order)
         check_max_chats(max_chats)
+        keep = unread_filter(check_unread_by(unread_by))
 
         def fetch(offset: int, limit: int) -> Any:
             body: dict[str, Any] = {
@@ -368,20 +381,27 @@ class HelpCrunchHook(BaseHook):
                 body["order"] = order
             return self._request("POST", "/chats/search", json=body)
 
-        return self._paginate(fetch, max_chats, "POST /chats/search")
+        return self._paginate(fetch, max_chats, "POST /chats/search", keep)
 
     def _paginate(
-        self, fetch: Callable[[int, int], Any], max_chats: int | None, action: str
+        self,
+        fetch: Callable[[int, int], Any],
+        max_chats: int | None,
+        action: str,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """
         Yield chats page by page until a short or empty page (the total alone is not trusted: chats
-        come and go while we page). A chat seen on an earlier page is not yielded twice.
+        come and go while we page). A chat seen on an earlier page is not yielded twice; with ``keep``,
+        only the chats it keeps are yielded and count toward ``max_chats``.
         """
-        seen: set[Any] = set()
+        seen: set[int] = set()
+        yielded = 0
         offset = 0
         while True:
-            limit = PAGE_SIZE if max_chats is None else min(PAGE_SIZE, max_chats - len(seen))
-            if limit <= 0:
+            wanted = PAGE_SIZE if max_chats is None else max_chats - yielded
+            limit = PAGE_SIZE if keep is not None else min(PAGE_SIZE, wanted)
+            if wanted <= 0:
                 return
             body = fetch(offset, limit)
             data = body.get("data")
@@ -399,11 +419,19 @@ class HelpCrunchHook(BaseHook):
             )
             for chat in data:
                 chat_id = chat.get("id") if isinstance(chat, dict) else None
+                if isinstance(chat_id, bool) or not isinstance(chat_id, int):
+                    raise HelpCrunchAPIError(
+                        f"HelpCrunch answered {action} with an entry that is not a chat with an id: "
+                        f"{self._scrub.quote(short_repr(chat))}"
+                    )
                 if chat_id in seen:
                     continue
                 seen.add(chat_id)
+                if keep is not None and not keep(chat):
+                    continue
                 yield chat
-                if max_chats is not None and len(seen) >= max_chats:
+                yielded += 1
+                if max_chats is not None and yielded >= max_chats:
                     return
             if len(data) < limit:
                 return
@@ -687,6 +715,17 @@ class HelpCrunchHook(BaseHook):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def unread_filter(unread_by: ReadBy | None) -> Callable[[dict[str, Any]], bool] | None:
+    """
+    What ``unread_by`` keeps: the chats not read by the agent (or customer) yet. A chat that does not say
+    (no such field, or not a bool) is kept: better marked again than left unread.
+    """
+    if unread_by is None:
+        return None
+    field_name = READ_FIELDS[unread_by]
+    return lambda chat: chat.get(field_name) is not True
 
 
 def _total(body: dict[str, Any]) -> int | None:

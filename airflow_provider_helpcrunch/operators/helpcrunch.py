@@ -18,9 +18,18 @@ from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchError,
     HelpCrunchNotFoundError,
 )
-from airflow_provider_helpcrunch.hooks.helpcrunch import MAX_CONNECTIONS, HelpCrunchHook
+from airflow_provider_helpcrunch.hooks.helpcrunch import MAX_CONNECTIONS, HelpCrunchHook, unread_filter
+from airflow_provider_helpcrunch.progress import MARKED, MISSING, SKIPPED, MarkProgress
 from airflow_provider_helpcrunch.rate_limit import rate_per_minute
-from airflow_provider_helpcrunch.validation import ReadBy, check_by, check_int, check_max_chats, check_read
+from airflow_provider_helpcrunch.validation import (
+    READ_FIELDS,
+    ReadBy,
+    check_by,
+    check_int,
+    check_max_chats,
+    check_read,
+    check_unread_by,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,7 +37,8 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 ON_MISSING_CHOICES = ("fail", "skip")
-MARKED, MISSING = "marked", "missing"
+#: seconds between two writes of the progress record (never one per request).
+PROGRESS_SAVE_INTERVAL = 5.0
 MAX_IN_FLIGHT = MAX_CONNECTIONS
 _MAX_IDS_IN_MESSAGE = 50
 
@@ -91,8 +101,12 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
     that does at the end. An auth error stops at once; a 429, 5xx or network error that outlives the
     hook's retries stops the task, saying how many chats were marked and which one failed.
 
-    Returns (XCom ``return_value``): ``{"marked": [...], "missing": [...], "by": ..., "read": ...,
-    "requested": n}``.
+    Chat dicts that already show the state asked for (``readByAgent`` / ``readByCustomer``) are skipped
+    (``skip_unchanged``); plain IDs are always sent. On Airflow 3.3 and later a retry of the task resumes
+    where the earlier try stopped (``resume``), from a small progress record in the task state store.
+
+    Returns (XCom ``return_value``): ``{"marked": [...], "missing": [...], "skipped": [...], "by": ...,
+    "read": ..., "requested": n}``, each list in input order and covering earlier tries.
 
     :param chat_ids: the chats to mark (templated). ``None`` or empty marks nothing and succeeds.
     :param by: ``"agent"`` or ``"customer"`` (templated).
@@ -104,6 +118,9 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
     :param max_in_flight: chats under way at once (1 to 32). The pace stays at ``requests_per_minute``
         either way; more in flight keeps it there when HelpCrunch is slow to answer.
     :param progress_interval: seconds between two progress lines in the task log.
+    :param skip_unchanged: skip chat dicts whose read field already is ``read`` (default ``True``).
+    :param resume: on Airflow 3.3 and later, let a retry skip what earlier tries of this task instance did
+        (default ``True``); ``False`` always starts over.
 
     ``helpcrunch_conn_id``, ``requests_per_minute``, ``timeout`` and ``max_retries`` are as for
     :class:`BaseHelpCrunchOperator`.
@@ -122,6 +139,8 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
         xcom_key: str = "return_value",
         max_in_flight: int = 4,
         progress_interval: float = 10.0,
+        skip_unchanged: bool = True,
+        resume: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -139,13 +158,16 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
         self.xcom_key = xcom_key
         self.max_in_flight = max_in_flight
         self.progress_interval = progress_interval
+        self.skip_unchanged = skip_unchanged
+        self.resume = resume
 
     def execute(self, context: Context) -> dict[str, Any]:
         by = check_by(self.by)
         sources = [self.chat_ids]
         if self.xcom_task_ids:
             sources.append(context["ti"].xcom_pull(task_ids=self.xcom_task_ids, key=self.xcom_key))
-        collected = normalize_chat_ids(*sources)
+        state = (READ_FIELDS[by], self.read) if self.skip_unchanged else None
+        collected = normalize_chat_ids(*sources, state=state)
         if collected.nulls:
             self.log.warning("Ignored %d null item(s) in the chat IDs received", collected.nulls)
         chat_ids = collected.ids
@@ -154,6 +176,7 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
         result: dict[str, Any] = {
             "marked": [],
             "missing": [],
+            "skipped": [],
             "by": by,
             "read": self.read,
             "requested": len(chat_ids),
@@ -163,42 +186,78 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
             return result
 
         verb = "read" if self.read else "unread"
+        outcomes: dict[int, str] = dict.fromkeys(collected.unchanged, SKIPPED)
+        if outcomes:
+            self.log.info(
+                "%d chat(s) are %s by %s already (as the input shows): skipped", len(outcomes), verb, by
+            )
+        progress = self._progress(context, chat_ids, by)
+        if progress is not None:
+            earlier = progress.load()
+            if earlier:
+                self.log.info(
+                    "Resuming: %s of %s chats were done by earlier tries",
+                    f"{len(earlier):,}",
+                    f"{len(chat_ids):,}",
+                )
+            outcomes = {**earlier, **outcomes}
+        to_send = [chat_id for chat_id in chat_ids if chat_id not in outcomes]
         settings = self.hook.settings
         self.log.info(
             "Marking %d chat(s) %s by %s at up to %d requests/min (%s)",
-            len(chat_ids),
+            len(to_send),
             verb,
             by,
             settings.requests_per_minute,
             settings.base_url,
         )
         started = time.monotonic()
-        marked, missing, _ = _tally(chat_ids, self._mark_all(chat_ids, by, started))
-        result.update(marked=marked, missing=missing)
+        self._mark_all(chat_ids, to_send, by, started, outcomes, progress)
+        marked, missing, skipped, _ = _tally(chat_ids, outcomes)
+        result.update(marked=marked, missing=missing, skipped=skipped)
 
         elapsed = time.monotonic() - started
         self.log.info(
-            "Done: %d of %d chat(s) marked %s by %s, %d missing, in %.1f s "
+            "Done: %d of %d chat(s) marked %s by %s, %d skipped (already %s), %d missing; %d sent in %.1f s "
             "(%.1f chats/min; pace limit %d/min)",
             len(marked),
             len(chat_ids),
             verb,
             by,
+            len(skipped),
+            verb,
             len(missing),
+            len(to_send),
             elapsed,
-            rate_per_minute(len(chat_ids), elapsed),
+            rate_per_minute(len(to_send), elapsed),
             settings.requests_per_minute,
         )
         if missing:
             message = (
                 f"{len(missing)} of {len(chat_ids)} chat(s) were not found in HelpCrunch: "
                 f"{_id_list(missing)}; "
-                f"the other {len(marked)} were marked {verb} by {by}."
+                f"the other {len(marked)} were marked {verb} by {by}"
+                + (f" ({len(skipped)} were {verb} already)." if skipped else ".")
             )
             if self.on_missing == "fail":
                 raise HelpCrunchNotFoundError(message + " Set on_missing='skip' to let this succeed.")
             self.log.warning(message)
         return result
+
+    def _progress(self, context: Context, chat_ids: list[int], by: ReadBy) -> MarkProgress | None:
+        """The progress record of this task instance, where Airflow keeps one (3.3 and later)."""
+        if not self.resume:
+            return None
+        store = context.get("task_state_store")
+        if store is None:
+            ti = context.get("ti")
+            if getattr(ti, "try_number", 1) > 1:
+                self.log.warning(
+                    "This is a retry, but resuming where an earlier try stopped needs Airflow 3.3 or later "
+                    "(its task state store): every chat is sent again (marking is idempotent)."
+                )
+            return None
+        return MarkProgress(store, chat_ids, by, self.read, self.log)
 
     def _mark_one(self, chat_id: int, by: ReadBy, ticket: int, stop: threading.Event) -> str | None:
         """Mark one chat: its outcome, or ``None`` when the run stopped before it was sent."""
@@ -216,22 +275,32 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
             self.hook.rate_limiter.abandon(ticket)  # a no-op once the ticket was served
         return MARKED
 
-    def _mark_all(self, chat_ids: list[int], by: ReadBy, started: float) -> dict[int, str]:
+    def _mark_all(
+        self,
+        chat_ids: list[int],
+        to_send: list[int],
+        by: ReadBy,
+        started: float,
+        outcomes: dict[int, str],
+        progress: MarkProgress | None,
+    ) -> None:
         """
-        Mark every chat, at most ``max_in_flight`` at a time, all through the hook's one pacer, which
-        sends them in input order (each takes its place in the pacer's queue here, in order).
+        Mark the chats ``to_send``, at most ``max_in_flight`` at a time, all through the hook's one pacer,
+        which sends them in input order (each takes its place in the pacer's queue here, in order).
 
-        Returns each chat's outcome. On an error other than a 404 no request leaves after the stop is
-        decided; those already sent finish, and the error says what was done and what was not.
+        Each chat's outcome goes into ``outcomes`` (which holds the skipped and earlier ones already), and
+        the progress record is written every few seconds and once more at the end or at a stop. On an
+        error other than a 404 no request leaves after the stop is decided; those already sent finish, and
+        the error says what was done and what was not.
         """
-        outcomes: dict[int, str] = {}
+        known = len(outcomes)
         failure: tuple[int, HelpCrunchError] | None = None
         pending: dict[Future[str | None], int] = {}
         tickets: dict[Future[str | None], int] = {}
-        queue = iter(chat_ids)
+        queue = iter(to_send)
         stop = threading.Event()
         limiter = self.hook.rate_limiter
-        last_report = started
+        last_report = last_save = started
         pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="helpcrunch-mark")
 
         def submit(chat_id: int) -> None:
@@ -257,13 +326,16 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
                     if failure is None and not stop.is_set() and (following := next(queue, None)) is not None:
                         submit(following)
                 now = time.monotonic()
+                if progress is not None and now - last_save >= PROGRESS_SAVE_INTERVAL:
+                    last_save = now
+                    progress.save(outcomes)
                 if now - last_report >= self.progress_interval:
                     last_report = now
-                    _, missing, _ = _tally(chat_ids, outcomes)
-                    self._log_progress(len(outcomes), len(chat_ids), len(missing), now - started)
+                    _, missing, _, _ = _tally(chat_ids, outcomes)
+                    self._log_progress(len(outcomes) - known, len(to_send), len(missing), now - started)
         except BaseException as err:  # a task timeout, a kill, a bug: still say how far the run got
             stop.set()
-            marked, missing, not_done = _tally(chat_ids, outcomes)
+            marked, missing, _, not_done = _tally(chat_ids, outcomes)
             self.log.error(
                 "Interrupted by %s: %d chat(s) marked, %d not found, %d not done %s",
                 type(err).__name__,
@@ -280,9 +352,17 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
                 if future.cancelled():  # never ran: its place in the pacer's queue goes back
                     limiter.abandon(ticket)
             self.hook.close()
+            if progress is not None:
+                self._save_progress(progress, outcomes)
         if failure is not None:
             raise self._stopped(*failure, chat_ids, outcomes) from failure[1]
-        return outcomes
+
+    def _save_progress(self, progress: MarkProgress, outcomes: dict[int, str]) -> None:
+        """The last write, at the end or at a stop: a failure to write it must not hide the task's own."""
+        try:
+            progress.save(outcomes)
+        except Exception as err:
+            self.log.warning("Could not write the progress record (%s): a retry may send chats again", err)
 
     def _log_progress(self, done: int, total: int, missing: int, elapsed: float) -> None:
         rate = rate_per_minute(done, elapsed)
@@ -301,25 +381,25 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
         self, chat_id: int, err: HelpCrunchError, chat_ids: list[int], outcomes: dict[int, str]
     ) -> HelpCrunchError:
         """The same kind of error, saying what was done before the stop and what was not."""
-        marked, missing, not_done = _tally(chat_ids, outcomes)
+        marked, missing, skipped, not_done = _tally(chat_ids, outcomes)
+        unchanged = f"{len(skipped)} skipped as unchanged, " if skipped else ""
         message = (
             f"Stopped at chat {chat_id} ({chat_ids.index(chat_id) + 1} of {len(chat_ids)}): {len(marked)} "
-            f"chat(s) were marked before the stop, {len(missing)} not found, {len(not_done)} not done "
-            f"{_id_list(not_done)}. Cause: {err}"
+            f"chat(s) were marked before the stop, {unchanged}{len(missing)} not found, {len(not_done)} not "
+            f"done {_id_list(not_done)}. Cause: {err}"
         )
         self.log.error(message)
         return err.restated(message)
 
 
-def _tally(chat_ids: list[int], outcomes: dict[int, str]) -> tuple[list[int], list[int], list[int]]:
-    """The chats marked, not found, and not done (no outcome yet), each in input order."""
-    marked: list[int] = []
-    missing: list[int] = []
-    not_done: list[int] = []
+def _tally(
+    chat_ids: list[int], outcomes: dict[int, str]
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """The chats marked, not found, skipped and not done (no outcome yet), each in input order."""
+    lists: dict[str | None, list[int]] = {MARKED: [], MISSING: [], SKIPPED: [], None: []}
     for chat_id in chat_ids:
-        outcome = outcomes.get(chat_id)
-        (marked if outcome == MARKED else missing if outcome == MISSING else not_done).append(chat_id)
-    return marked, missing, not_done
+        lists[outcomes.get(chat_id)].append(chat_id)
+    return lists[MARKED], lists[MISSING], lists[SKIPPED], lists[None]
 
 
 class HelpCrunchSearchChatsOperator(BaseHelpCrunchOperator):
@@ -340,12 +420,15 @@ class HelpCrunchSearchChatsOperator(BaseHelpCrunchOperator):
     :param order: ``"asc"`` or ``"desc"`` (templated).
     :param max_chats: keep at most this many chats; more are left for the next run, and the log says so.
     :param return_ids: push a list of chat IDs (default) rather than the Chat dicts.
+    :param unread_by: ``"agent"`` or ``"customer"`` (templated): keep only the chats not read by them yet
+        (``readByAgent`` / ``readByCustomer`` false). Search cannot filter on it, so the pages are filtered
+        as they arrive; ``max_chats`` counts the chats kept. ``None`` (default) keeps every match.
 
     ``helpcrunch_conn_id``, ``requests_per_minute``, ``timeout`` and ``max_retries`` are as for
     :class:`BaseHelpCrunchOperator`.
     """
 
-    template_fields: Sequence[str] = ("filters", "comparison", "sort", "order")
+    template_fields: Sequence[str] = ("filters", "comparison", "sort", "order", "unread_by")
 
     def __init__(
         self,
@@ -356,10 +439,14 @@ class HelpCrunchSearchChatsOperator(BaseHelpCrunchOperator):
         order: str | None = None,
         max_chats: int | None = None,
         return_ids: bool = True,
+        unread_by: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         check_max_chats(max_chats)
+        if not (isinstance(unread_by, str) and "{{" in unread_by):  # a template is checked once rendered
+            check_unread_by(unread_by)
+        self.unread_by = unread_by
         self.filters = filters
         self.comparison = comparison
         self.sort = sort
@@ -368,20 +455,26 @@ class HelpCrunchSearchChatsOperator(BaseHelpCrunchOperator):
         self.return_ids = return_ids
 
     def execute(self, context: Context) -> list[int] | list[dict[str, Any]]:
+        unread_by = check_unread_by(self.unread_by or None)
+        keep = unread_filter(unread_by)
         # one more than asked for tells whether the result was cut
         wanted = None if self.max_chats is None else self.max_chats + 1
+        chats: list[dict[str, Any]] = []
+        read_already = 0
         try:
             if self.filters:
                 found = self.hook.search_chats(
-                    self.filters,
-                    comparison=self.comparison,
-                    sort=self.sort,
-                    order=self.order,
-                    max_chats=wanted,
+                    self.filters, comparison=self.comparison, sort=self.sort, order=self.order
                 )
             else:
-                found = self.hook.list_chats(sort=self.sort, order=self.order, max_chats=wanted)
-            chats = list(found)
+                found = self.hook.list_chats(sort=self.sort, order=self.order)
+            for chat in found:  # pages are fetched as they are consumed: stop once enough are kept
+                if keep is not None and not keep(chat):
+                    read_already += 1
+                    continue
+                chats.append(chat)
+                if wanted is not None and len(chats) >= wanted:
+                    break
         finally:
             self.hook.close()
         if self.max_chats is not None and len(chats) > self.max_chats:
@@ -391,7 +484,16 @@ class HelpCrunchSearchChatsOperator(BaseHelpCrunchOperator):
                 self.max_chats,
                 self.max_chats,
             )
-        self.log.info("Found %d chat(s)", len(chats))
+        if unread_by is None:
+            self.log.info("Found %d chat(s)", len(chats))
+        else:
+            self.log.info(
+                "Found %d chat(s); kept the %d not read by %s yet, left out %d read already",
+                len(chats) + read_already,
+                len(chats),
+                unread_by,
+                read_already,
+            )
         if self.return_ids:
             return [chat["id"] for chat in chats]
         return chats

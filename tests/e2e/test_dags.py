@@ -3,12 +3,16 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from airflow import __version__ as airflow_version
+from packaging.version import Version
 
 from airflow_provider_helpcrunch.testing.airflow_home import load_dagbag
 from airflow_provider_helpcrunch.timestamps import timestamp_seconds
 from tests.helpers import API_KEY
 
 pytestmark = pytest.mark.e2e
+
+AIRFLOW_VERSION = Version(airflow_version)
 
 EXAMPLES = ("example_helpcrunch_cleanup", "example_helpcrunch_mark_in_batches")
 
@@ -42,26 +46,41 @@ def test_example_dags_import_cleanly(dagbag):
         assert ours == [], [str(w.message) for w in ours]
 
 
-def test_cleanup_example_marks_chats_closed_long_ago(dagbag, fast_connection, capsys):
+# A run with no logical date (no data interval) exists from Airflow 3 on: `airflow dags trigger` makes one.
+RUN_KINDS = ["scheduled", None] if AIRFLOW_VERSION.major >= 3 else ["scheduled"]
+
+
+@pytest.mark.parametrize("logical_date", RUN_KINDS, ids=lambda kind: kind or "no logical date")
+def test_cleanup_example_marks_chats_closed_long_ago(dagbag, fast_connection, capsys, logical_date):
     import time
 
     standin = fast_connection
     before = standin.chats
     recent = standin.add_chat(status="closed", closedAt=str(int(time.time() - 86400)), readByAgent=False)
 
-    dag_run, states = run(dagbag.get_dag("example_helpcrunch_cleanup"), lookback_days=3650)
+    dag = dagbag.get_dag("example_helpcrunch_cleanup")
+    if logical_date is None:  # as `airflow dags trigger` makes it on Airflow 3: no data interval
+        dag_run = dag.test(run_conf={"lookback_days": 3650}, logical_date=None)
+        states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    else:
+        dag_run, states = run(dag, lookback_days=3650)
 
     assert dag_run.state == "success", states
-    # the DAG's cut-off: 7 days (the default param) before the end of the run's data interval
-    cutoff = dag_run.data_interval_end.timestamp() - 7 * 86400
+    # the DAG's cut-off: 7 days (the default param) before the end of the run's data interval, or before
+    # the run's run_after when it has none
+    run_end = dag_run.data_interval_end or dag_run.run_after
+    cutoff = run_end.timestamp() - 7 * 86400
     old = {
         i for i, c in before.items() if c["status"] == "closed" and timestamp_seconds(c["closedAt"]) < cutoff
     }
-    assert len(old) >= 5
+    unread = {i for i in old if not before[i]["readByAgent"]}
+    assert len(unread) >= 5
+    assert len(old) > len(unread)  # some were read already
     after = standin.chats
     assert {i for i in old if after[i]["readByAgent"]} == old
     assert after[recent["id"]]["readByAgent"] is False
-    assert {r.chat_id for r in standin.requests if r.method == "PUT"} == old
+    # only the chats not read yet were sent (unread_by="agent")
+    assert {r.chat_id for r in standin.requests if r.method == "PUT"} == unread
     changed = {i for i in after if after[i] != before.get(i)} - {recent["id"]}
     assert changed <= old
     assert API_KEY not in capsys.readouterr().out
@@ -131,3 +150,41 @@ def test_a_server_echoing_the_key_leaves_no_trace_in_the_task_log(
     assert "Invalid credentials: Bearer ***" in logged
     for form in (key, json.dumps(key)[1:-1], repr(key)[1:-1], "9f8e7d6c"):
         assert form not in logged
+
+
+def test_a_retry_resumes_where_the_first_try_stopped(dagbag, fast_connection, capsys, caplog):
+    import logging
+    import re
+    from collections import Counter
+
+    from airflow_provider_helpcrunch.testing import Fault
+
+    standin = fast_connection
+    standin.inject(Fault(status=500), chat_id=5230)  # try 1 stops there (max_retries=0)
+    caplog.set_level(logging.INFO)
+
+    dag_run, states = run(dagbag.get_dag("helpcrunch_resume"))
+
+    assert dag_run.state == "success", states
+    assert all(standin.chat(i)["readByAgent"] for i in range(5200, 5260))
+    puts = Counter(r.chat_id for r in standin.requests if r.method == "PUT")
+    logged = capsys.readouterr().out + caplog.text
+    if _has_task_state_store():
+        # try 2 sent only what try 1 had not done: every chat once, the failed one twice
+        assert puts == Counter({**dict.fromkeys(range(5200, 5260), 1), 5230: 2})
+        resumed = re.search(r"Resuming: (\d+) of 60 chats were done by earlier tries", logged)
+        assert resumed, "no resuming line"
+        # 30 chats before the failed one, and any of the next three that were on the wire when it failed
+        assert 30 <= int(resumed.group(1)) <= 33
+    else:
+        # no store before Airflow 3.3: try 2 sends everything again, and says why
+        assert all(puts[i] == 2 for i in range(5200, 5231))
+        assert "needs Airflow 3.3 or later" in logged
+
+
+def _has_task_state_store() -> bool:
+    try:
+        from airflow.sdk.execution_time.context import TaskStateStoreAccessor  # noqa: F401
+    except ImportError:
+        return False
+    return True

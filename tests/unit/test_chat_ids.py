@@ -198,3 +198,40 @@ def test_a_deep_invalid_value_is_named_briefly():
     with pytest.raises(InvalidChatIdsError, match="dict without 'id'") as caught:
         normalize_chat_ids([deep_dict])
     assert len(str(caught.value)) < 1000
+
+
+class TestUnchanged:
+    STATE = ("readByAgent", True)
+
+    def test_dicts_already_in_the_state_are_unchanged(self):
+        value = [{"id": 1, "readByAgent": True}, {"id": 2, "readByAgent": False}, {"id": 3}]
+        collected = normalize_chat_ids(value, state=self.STATE)
+        assert collected.ids == [1, 2, 3]
+        assert collected.unchanged == {1}
+
+    def test_plain_ids_are_never_unchanged(self):
+        value = [5, "6", {"id": 7, "readByAgent": True}, 7]
+        assert normalize_chat_ids(value, state=self.STATE).unchanged == set()
+
+    def test_a_later_plain_occurrence_or_a_disagreeing_dict_sends_it(self):
+        shown = {"id": 8, "readByAgent": True}
+        assert normalize_chat_ids([shown, 8], state=self.STATE).unchanged == set()
+        assert (
+            normalize_chat_ids([shown, {"id": 8, "readByAgent": False}], state=self.STATE).unchanged == set()
+        )
+        assert normalize_chat_ids([shown, dict(shown)], state=self.STATE).unchanged == {8}
+
+    def test_only_a_real_bool_counts(self):
+        value = [
+            {"id": 1, "readByAgent": "true"},
+            {"id": 2, "readByAgent": 1},
+            {"id": "3", "readByAgent": True},
+        ]
+        assert normalize_chat_ids(value, state=self.STATE).unchanged == {3}
+
+    def test_json_text_of_chat_dicts(self):
+        text = '[{"id": 4, "readByAgent": true}, {"id": 5, "readByAgent": false}]'
+        assert normalize_chat_ids(text, state=self.STATE).unchanged == {4}
+
+    def test_without_a_state_nothing_is_tracked(self):
+        assert normalize_chat_ids([{"id": 1, "readByAgent": True}]).unchanged == set()

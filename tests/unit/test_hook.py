@@ -598,3 +598,23 @@ class TestGetChat:
         requests_mock.get(f"{BASE}/chats", json={"data": [], "meta": {"total": 0}})
         with pytest.raises(HelpCrunchNotFoundError):
             hook.get_chat(9)
+
+
+class TestUnreadBy:
+    def test_search_keeps_chats_not_read_yet_and_max_counts_them(self, hook, requests_mock):
+        page = [chat(i, readByCustomer=i in (2, 3)) for i in range(1, 8)]
+        requests_mock.post(SEARCH_URL, json={"data": page, "meta": {"total": 7}})
+        kept = hook.search_chats([("status", "=", "closed")], unread_by="customer", max_chats=4)
+        assert [c["id"] for c in kept] == [1, 4, 5, 6]
+        assert requests_mock.last_request.json()["limit"] == 100  # full pages: filtering happens here
+
+    def test_a_chat_that_does_not_say_is_kept(self, hook, requests_mock):
+        page = [{"id": 1}, {"id": 2, "readByAgent": None}, {"id": 3, "readByAgent": True}]
+        requests_mock.get(f"{BASE}/chats", json={"data": page})
+        assert [c["id"] for c in hook.list_chats(unread_by="agent")] == [1, 2]
+
+    @pytest.mark.parametrize("entry", [5, "x", None, {"name": "no id"}, {"id": "7"}, {"id": True}])
+    def test_a_page_entry_that_is_not_a_chat_is_an_api_error(self, hook, requests_mock, entry):
+        requests_mock.get(f"{BASE}/chats", json={"data": [chat(1), entry]})
+        with pytest.raises(HelpCrunchAPIError, match="not a chat with an id"):
+            list(hook.list_chats())

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import requests
@@ -26,8 +26,9 @@ AGENT_URL = f"{BASE}/chats/readByAgent"
 
 
 class FakeTI:
-    def __init__(self, xcoms: dict[tuple[str, str], Any] | None = None) -> None:
+    def __init__(self, xcoms: dict[tuple[str, str], Any] | None = None, try_number: int = 1) -> None:
         self.xcoms = xcoms or {}
+        self.try_number = try_number
         self.pulls: list[tuple[Any, str]] = []
 
     def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> Any:
@@ -81,7 +82,8 @@ class TestInputs:
         requests_mock.put(AGENT_URL, json=echo_chat)
         result = run(MarkChatReadOperator(task_id="mark", chat_ids=chat_ids))
         assert sorted(marked_ids(requests_mock)) == [1, 2, 3]  # each once; several may be under way
-        assert result == {"marked": [1, 2, 3], "missing": [], "by": "agent", "read": True, "requested": 3}
+        expected = {"marked": [1, 2, 3], "missing": [], "skipped": [], "by": "agent", "read": True}
+        assert result == {**expected, "requested": 3}
         json.dumps(result)
 
     def test_pulls_from_xcom_task_ids(self, requests_mock):
@@ -102,7 +104,14 @@ class TestInputs:
     def test_nothing_to_mark_is_a_logged_no_op(self, requests_mock, logs, chat_ids):
         result = run(MarkChatReadOperator(task_id="m", chat_ids=chat_ids))
         assert requests_mock.call_count == 0
-        assert result == {"marked": [], "missing": [], "by": "agent", "read": True, "requested": 0}
+        assert result == {
+            "marked": [],
+            "missing": [],
+            "skipped": [],
+            "by": "agent",
+            "read": True,
+            "requested": 0,
+        }
         assert "nothing was sent" in logs()
 
     def test_invalid_items_fail_before_any_request(self, requests_mock):
@@ -312,7 +321,8 @@ class TestLogging:
         assert "chats/min, about" in second
         assert "s left" in second
         assert any(p.startswith("5/5 chats (100%), 0 missing") for p in progress)
-        assert any("Done: 5 of 5 chat(s) marked read by agent, 0 missing" in line for line in lines)
+        done = "Done: 5 of 5 chat(s) marked read by agent, 0 skipped (already read), 0 missing; 5 sent in"
+        assert any(done in line for line in lines)
 
     def test_key_never_logged(self, requests_mock, logs):
         requests_mock.put(
@@ -380,3 +390,144 @@ def test_search_operator_takes_the_same_hook_overrides(set_connection):
     )
     settings = op.hook.settings
     assert (settings.requests_per_minute, settings.timeout, settings.max_retries) == (30, 4.0, 0)
+
+
+class TestSkipUnchanged:
+    def test_chats_already_read_are_skipped_and_listed(self, requests_mock, logs):
+        requests_mock.put(AGENT_URL, json=echo_chat)
+        chats = [chat(1, readByAgent=False), chat(2, readByAgent=True), 3, chat(4, readByAgent=True)]
+        result = run(MarkChatReadOperator(task_id="m", chat_ids=chats))
+        assert marked_ids(requests_mock) == [1, 3]
+        assert (result["marked"], result["skipped"], result["requested"]) == ([1, 3], [2, 4], 4)
+        assert any("2 skipped (already read)" in line for line in logs().splitlines() if "Done:" in line)
+
+    def test_unread_asks_about_the_other_state(self, requests_mock):
+        requests_mock.put(AGENT_URL, json=lambda r, c: chat(r.json()["id"], readByAgent=False))
+        chats = [chat(1, readByAgent=False), chat(2, readByAgent=True)]
+        result = run(MarkChatReadOperator(task_id="m", chat_ids=chats, read=False))
+        assert (result["marked"], result["skipped"]) == ([2], [1])
+
+    def test_by_customer_reads_the_customer_field(self, requests_mock):
+        requests_mock.put(
+            f"{BASE}/chats/readByCustomer", json=lambda r, c: chat(r.json()["id"], readByCustomer=True)
+        )
+        chats = [
+            chat(1, readByAgent=True, readByCustomer=False),
+            chat(2, readByAgent=False, readByCustomer=True),
+        ]
+        result = run(MarkChatReadOperator(task_id="m", chat_ids=chats, by="customer"))
+        assert (result["marked"], result["skipped"]) == ([1], [2])
+
+    def test_skip_unchanged_false_sends_everything(self, requests_mock):
+        requests_mock.put(AGENT_URL, json=echo_chat)
+        chats = [chat(1), chat(2)]
+        result = run(MarkChatReadOperator(task_id="m", chat_ids=chats, skip_unchanged=False))
+        assert (result["marked"], result["skipped"]) == ([1, 2], [])
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.writes = 0
+
+    def get(self, key, default=None):
+        return self.values.get(key, default)
+
+    def set(self, key, value):
+        json.dumps(value)
+        self.values[key] = value
+        self.writes += 1
+
+
+class TestResume:
+    IDS: ClassVar = list(range(1, 21))
+
+    def first_try_stops_at_chat_8(self, requests_mock, store) -> None:
+        def answer(request, context):
+            if request.json()["id"] == 8:
+                context.status_code = 503
+                return {}
+            return chat(request.json()["id"])
+
+        requests_mock.put(AGENT_URL, json=answer)
+        op = MarkChatReadOperator(task_id="m", chat_ids=self.IDS, max_in_flight=1, max_retries=0)
+        with pytest.raises(HelpCrunchAPIError, match="Stopped at chat 8"):
+            op.execute({"ti": FakeTI(), "task_state_store": store})
+        requests_mock.reset_mock()
+        requests_mock.put(AGENT_URL, json=echo_chat)
+
+    def test_a_retry_sends_only_what_earlier_tries_did_not(self, requests_mock, logs):
+        store = FakeStore()
+        self.first_try_stops_at_chat_8(requests_mock, store)
+        assert store.writes >= 1  # written at the stop, not per request
+        op = MarkChatReadOperator(task_id="m", chat_ids=self.IDS, max_in_flight=1)
+        result = op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
+        assert marked_ids(requests_mock) == list(range(8, 21))
+        assert result["marked"] == self.IDS  # the output covers the whole input
+        assert "Resuming: 7 of 20 chats were done by earlier tries" in logs()
+
+    def test_other_input_starts_over_with_a_warning(self, requests_mock, logs):
+        store = FakeStore()
+        self.first_try_stops_at_chat_8(requests_mock, store)
+        op = MarkChatReadOperator(task_id="m", chat_ids=[*self.IDS, 21], max_in_flight=1)
+        op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
+        assert marked_ids(requests_mock) == [*self.IDS, 21]
+        assert "differ from those an earlier try" in logs()
+
+    def test_resume_false_starts_over(self, requests_mock):
+        store = FakeStore()
+        self.first_try_stops_at_chat_8(requests_mock, store)
+        op = MarkChatReadOperator(task_id="m", chat_ids=self.IDS, max_in_flight=1, resume=False)
+        op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
+        assert marked_ids(requests_mock) == self.IDS
+
+    def test_without_a_store_a_retry_says_so_and_sends_everything(self, requests_mock, caplog, capsys):
+        caplog.set_level(logging.INFO)
+        requests_mock.put(AGENT_URL, json=echo_chat)
+        op = MarkChatReadOperator(task_id="m", chat_ids=self.IDS)
+        op.execute({"ti": FakeTI(try_number=2)})
+        assert sorted(marked_ids(requests_mock)) == self.IDS
+        # said once, in whichever sink this Airflow logs to (stdlib logging on 2, structlog to stdout on 3)
+        said = [sink.count("needs Airflow 3.3 or later") for sink in (caplog.text, capsys.readouterr().out)]
+        assert max(said) == 1
+
+    def test_missing_chats_of_earlier_tries_are_still_reported(self, requests_mock):
+        store = FakeStore()
+        requests_mock.put(
+            AGENT_URL,
+            [
+                {"json": chat(1)},
+                {"status_code": 404, "json": errors("not_found")},
+                {"status_code": 503, "json": {}},
+            ],
+        )
+        op = MarkChatReadOperator(task_id="m", chat_ids=[1, 2, 3], max_in_flight=1, max_retries=0)
+        with pytest.raises(HelpCrunchAPIError):
+            op.execute({"ti": FakeTI(), "task_state_store": store})
+        requests_mock.reset_mock()
+        requests_mock.put(AGENT_URL, json=echo_chat)
+        op = MarkChatReadOperator(task_id="m", chat_ids=[1, 2, 3], on_missing="skip")
+        result = op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
+        assert marked_ids(requests_mock) == [3]
+        assert (result["marked"], result["missing"]) == ([1, 3], [2])
+
+
+class TestSearchUnreadBy:
+    def test_keeps_only_chats_not_read_yet_and_says_how_many(self, requests_mock, logs):
+        chats = [chat(1, readByAgent=True), chat(2, readByAgent=False), chat(3, readByAgent=False), chat(4)]
+        requests_mock.post(SEARCH_URL, json={"data": chats, "meta": {"total": 4}})
+        op = HelpCrunchSearchChatsOperator(
+            task_id="f", filters=[("status", "=", "closed")], unread_by="agent"
+        )
+        assert op.execute({}) == [2, 3]
+        assert "Found 4 chat(s); kept the 2 not read by agent yet, left out 2 read already" in logs()
+
+    def test_max_chats_counts_the_chats_kept(self, requests_mock):
+        chats = [chat(i, readByAgent=i % 2 == 0) for i in range(1, 11)]
+        requests_mock.get(f"{BASE}/chats", json={"data": chats, "meta": {"total": 10}})
+        op = HelpCrunchSearchChatsOperator(task_id="f", unread_by="agent", max_chats=3)
+        assert op.execute({}) == [1, 3, 5]
+
+    def test_a_bad_unread_by_fails_at_parse_time(self):
+        with pytest.raises(ValueError, match="'admin'"):
+            HelpCrunchSearchChatsOperator(task_id="f", unread_by="admin")

@@ -72,6 +72,7 @@ with DAG(
         assert ti.xcom_pull(task_ids="by_empty_jinja") == {
             "marked": [],
             "missing": [],
+            "skipped": [],
             "by": "agent",
             "read": True,
             "requested": 0,
