@@ -50,7 +50,7 @@ $(VENV_BENCH)/.installed: pyproject.toml
 	@rm -rf $(VENV_BENCH)
 	@$(PYTHON) -m venv $(VENV_BENCH)
 	@$(VENV_BENCH)/bin/python -m pip install --upgrade pip > $(VENV_BENCH).log 2>&1 || { cat $(VENV_BENCH).log; exit 1; }
-	@$(VENV_BENCH)/bin/python -m pip install "apache-airflow==$(AIRFLOW_NEW)" -e ".[test]" $(BENCH_EXTRAS) \
+	@$(VENV_BENCH)/bin/python -m pip install "apache-airflow==$(AIRFLOW_NEW)" -e ".[test,redis]" $(BENCH_EXTRAS) \
 		>> $(VENV_BENCH).log 2>&1 || { tail -n 60 $(VENV_BENCH).log; exit 1; }
 	@touch $@
 
@@ -61,7 +61,7 @@ $(VENV_BENCH)/.installed: pyproject.toml
 	@$(PYTHON) -m venv .venv/airflow-$*
 	@.venv/airflow-$*/bin/python -m pip install --upgrade pip > .venv/airflow-$*.log 2>&1 \
 		|| { cat .venv/airflow-$*.log; exit 1; }
-	@.venv/airflow-$*/bin/python -m pip install "apache-airflow==$*" -e ".[test]" >> .venv/airflow-$*.log 2>&1 \
+	@.venv/airflow-$*/bin/python -m pip install "apache-airflow==$*" -e ".[test,redis]" >> .venv/airflow-$*.log 2>&1 \
 		|| { tail -n 60 .venv/airflow-$*.log; exit 1; }
 	@touch $@
 

@@ -32,9 +32,9 @@ class ExtraField:
     name: str
     label: str
     description: str
-    default: int
-    minimum: int
-    kind: type = int  # what the value is read as
+    default: int | None
+    minimum: int | None
+    kind: type = int  # what the value is read as: int, float or str
 
 
 #: The connection's extra fields; the hook reads them, the form shows them.
@@ -61,6 +61,15 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         default=5,
         minimum=0,
     ),
+    ExtraField(
+        "redis_conn_id",
+        "Redis connection ID",
+        "Share one request budget per HelpCrunch account across every task and worker through this Airflow "
+        "Redis connection (needs apache-airflow-providers-redis). Empty: each task paces on its own.",
+        default=None,
+        minimum=None,
+        kind=str,
+    ),
 )
 EXTRA_FIELDS_BY_NAME = {extra.name: extra for extra in EXTRA_FIELDS}
 
@@ -79,14 +88,16 @@ def provider_info_form() -> dict[str, Any]:
             "placeholders": PLACEHOLDERS,
         },
         "conn-fields": {
-            extra.name: {
-                "label": extra.label,
-                "description": extra.description,
-                "schema": {"type": ["integer", "null"], "minimum": extra.minimum, "default": extra.default},
-            }
+            extra.name: {"label": extra.label, "description": extra.description, "schema": _schema(extra)}
             for extra in EXTRA_FIELDS
         },
     }
+
+
+def _schema(extra: ExtraField) -> dict[str, Any]:
+    if extra.kind is str:
+        return {"type": ["string", "null"]}
+    return {"type": ["integer", "null"], "minimum": extra.minimum, "default": extra.default}
 
 
 def ui_field_behaviour() -> dict[str, Any]:
@@ -98,19 +109,24 @@ def connection_form_widgets() -> dict[str, Any]:
     """The form's extra fields as the hook method declares them (Airflow 2.11 to 3.1)."""
     from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
     from flask_babel import lazy_gettext
-    from wtforms import IntegerField
+    from wtforms import IntegerField, StringField
     from wtforms.validators import NumberRange, Optional
 
-    return {
-        extra.name: IntegerField(
-            lazy_gettext(extra.label),
-            description=extra.description,
-            validators=[Optional(), NumberRange(min=extra.minimum)],
-            widget=BS3TextFieldWidget(),
-            default=extra.default,
-        )
-        for extra in EXTRA_FIELDS
-    }
+    widgets: dict[str, Any] = {}
+    for extra in EXTRA_FIELDS:
+        if extra.kind is str:
+            widgets[extra.name] = StringField(
+                lazy_gettext(extra.label), description=extra.description, widget=BS3TextFieldWidget()
+            )
+        else:
+            widgets[extra.name] = IntegerField(
+                lazy_gettext(extra.label),
+                description=extra.description,
+                validators=[Optional(), NumberRange(min=extra.minimum)],
+                widget=BS3TextFieldWidget(),
+                default=extra.default,
+            )
+    return widgets
 
 
 # ---------------------------------------------------------------------- settings
@@ -131,6 +147,7 @@ class HelpCrunchSettings:
     requests_per_minute: int
     timeout: float
     max_retries: int
+    redis_conn_id: str | None = None
 
 
 def resolve_settings(conn: Connection, conn_id: str, **overrides: Any) -> HelpCrunchSettings:
@@ -232,7 +249,11 @@ def _setting(spec: ExtraField, argument: Any, extra: dict[str, Any], where: str)
             value = extra.get(f"extra__{CONN_TYPE}__{spec.name}")
         source = f"extra {spec.name!r} of {where}"
         if value in (None, ""):
-            return spec.kind(spec.default)
+            return None if spec.default is None else spec.kind(spec.default)
+    if spec.kind is str:
+        if not isinstance(value, str) or not value.strip():
+            raise _config_error(f"{source} must be a connection ID, got {short_repr(value)}")
+        return value.strip()
     try:
         if isinstance(value, bool):
             raise ValueError
@@ -241,6 +262,6 @@ def _setting(spec: ExtraField, argument: Any, extra: dict[str, Any], where: str)
             raise ValueError
     except (TypeError, ValueError):
         raise _config_error(f"{source} must be a number, got {short_repr(value)}") from None
-    if number < spec.minimum:
+    if spec.minimum is not None and number < spec.minimum:
         raise _config_error(f"{source} must be at least {spec.minimum}, got {short_repr(value)}")
     return number

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from airflow_provider_helpcrunch.shared_window import SharedWindow
+
+_log = logging.getLogger(__name__)
 
 
 def rate_per_minute(count: int, seconds: float) -> float:
@@ -55,6 +60,9 @@ class SlidingWindowRateLimiter:
     :param window: the window's length in seconds.
     :param clock: a monotonic clock (injectable for tests).
     :param sleep: how to wait (injectable for tests); by default real time, cut short by a cancel.
+    :param shared: the account's window in Redis, shared with every other hook that uses the account. Each
+        request then holds a slot there too. If Redis fails, the pacer says so once and paces locally.
+    :param log: where to say that (default: this module's logger).
     """
 
     #: how much one 429 cuts the rate, and the floor it never goes under (fractions of ``max_requests``).
@@ -70,6 +78,8 @@ class SlidingWindowRateLimiter:
         window: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
+        shared: SharedWindow | None = None,
+        log: Any = None,
     ) -> None:
         if max_requests < 1:
             raise ValueError(f"max_requests must be at least 1, got {max_requests!r}")
@@ -89,6 +99,9 @@ class SlidingWindowRateLimiter:
         self._next_ticket = 0
         self._serving = 0
         self._abandoned: set[int] = set()
+        self._shared = shared
+        self._log = log or _log
+        self._held = threading.local()  # the Redis slot each thread's request holds
 
     @property
     def rate(self) -> float:
@@ -149,30 +162,75 @@ class SlidingWindowRateLimiter:
                         self._lock.wait(timeout=None if cancel is None else 0.05)
                         continue
                     now = self._clock()
-                    cutoff = now - self.window
-                    while self._completed and self._completed[0] <= cutoff:
-                        self._completed.popleft()
-                    held = self._in_flight + len(self._completed)
-                    if held >= self.max_requests and not self._completed:
+                    wait = self._local_wait(now)
+                    if wait is None:
                         # Every slot is held by a request still under way: wait for one to finish.
                         self._lock.wait(timeout=self.window if cancel is None else 0.05)
                         continue
-                    wait = max(self._next_start - now, self._paused_until - now)
-                    if held >= self.max_requests:
-                        wait = max(wait, self._completed[0] + self.window - now)
-                    if wait <= 0:
-                        self._in_flight += 1
-                        # Keep the cadence of the previous start unless we fell more than one interval
-                        # behind (then start afresh: idle time never turns into a burst).
-                        anchor = self._next_start if now - self._next_start < self.interval else now
-                        self._next_start = anchor + self.interval
+                    if wait <= 0 and self._shared is None:
+                        self._start(now)
                         served = True
-                        self._advance()
+                        return True
+                if wait <= 0:  # this process may start: the account's window in Redis must agree
+                    wait = self._shared_wait()
+                    if wait <= 0:
+                        with self._lock:
+                            self._start(self._clock())
+                        served = True
                         return True
                 wait_for(wait, sleep=self._sleep, cancel=cancel)
         finally:
             if not served:
                 self.abandon(ticket)
+
+    def _local_wait(self, now: float) -> float | None:
+        """Seconds until this process may start a request; ``None`` while every slot is under way."""
+        cutoff = now - self.window
+        while self._completed and self._completed[0] <= cutoff:
+            self._completed.popleft()
+        held = self._in_flight + len(self._completed)
+        if held >= self.max_requests and not self._completed:
+            return None
+        wait = max(self._next_start - now, self._paused_until - now)
+        if held >= self.max_requests:
+            wait = max(wait, self._completed[0] + self.window - now)
+        return wait
+
+    def _start(self, now: float) -> None:
+        """Count a request as started and serve the next ticket. Call with the lock held."""
+        self._in_flight += 1
+        # Keep the cadence of the previous start unless we fell more than one interval behind (then start
+        # afresh: idle time never turns into a burst).
+        anchor = self._next_start if now - self._next_start < self.interval else now
+        self._next_start = anchor + self.interval
+        self._advance()
+
+    def _shared_wait(self) -> float:
+        """Take a slot in Redis for this thread's request: 0, or the seconds to wait first."""
+        shared = self._shared
+        if shared is None:
+            return 0.0
+        token = shared.new_token()
+        try:
+            wait = shared.try_acquire(token)
+        except Exception as err:
+            self._lose_shared(err)
+            return 0.0
+        if wait <= 0:
+            self._held.token = token
+        return min(wait, self.window)
+
+    def _lose_shared(self, err: Exception) -> None:
+        """Redis failed: pace locally from now on, and say so once."""
+        with self._lock:
+            if self._shared is None:
+                return
+            self._shared = None
+        self._log.warning(
+            "The shared HelpCrunch request window in Redis failed (%s); this hook paces on its own "
+            "from now on (429s are still waited out).",
+            type(err).__name__,
+        )
 
     def release(self) -> None:
         """Count the request started by :meth:`acquire` as finished (whatever its outcome)."""
@@ -180,6 +238,15 @@ class SlidingWindowRateLimiter:
             self._in_flight -= 1
             self._completed.append(self._clock())
             self._lock.notify_all()
+        token = getattr(self._held, "token", None)
+        if token is not None:
+            self._held.token = None
+            shared = self._shared
+            if shared is not None:
+                try:
+                    shared.release(token)
+                except Exception as err:  # its lease frees it in time
+                    self._lose_shared(err)
 
     def slow_down(self) -> None:
         """The server said 429: cut the pace."""
@@ -198,6 +265,12 @@ class SlidingWindowRateLimiter:
             self._rate = float(self.max_requests) if rate >= self.max_requests - 1e-6 else rate
 
     def pause(self, seconds: float) -> None:
-        """Hold every caller for ``seconds`` from now (the server's ``Retry-After``)."""
+        """Hold every caller (every hook's, with a shared window) for ``seconds`` (a ``Retry-After``)."""
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
+        shared = self._shared
+        if shared is not None:
+            try:
+                shared.pause(seconds)
+            except Exception as err:
+                self._lose_shared(err)

@@ -3,13 +3,11 @@ Mark a large set of HelpCrunch chats in parallel batches, without going over the
 
 An upstream task (any task: a query, a report, a search) returns the chat IDs split into batches; one
 mapped MarkChatReadOperator task runs per batch. Every HelpCrunch call counts against ONE limit per
-account (120 requests per minute), so parallel tasks must share it:
-
-* the Airflow pool ``helpcrunch_api`` caps how many batches run at once
-  (``airflow pools set helpcrunch_api 2 "HelpCrunch API: 120 requests/min per account"``), and
-* each task paces itself at ``requests_per_minute`` = 120 / pool slots = 60.
-
-Two slots at 60 each keep the account at 120 per minute at most, however many batches there are.
+account (120 requests per minute), so parallel tasks must share it. Give the ``helpcrunch_default``
+connection the extra ``redis_conn_id`` (an Airflow ``redis`` connection; ``pip install
+"airflow-provider-helpcrunch[redis]"``): every task that uses the connection, on every worker, then draws
+from one window kept in Redis, evenly spaced, and the account stays at 120 per minute however many batches
+run at once. Nothing in this DAG has to change for it.
 """
 
 from __future__ import annotations
@@ -19,10 +17,6 @@ from airflow.providers.common.compat.sdk import DAG, Param, task
 
 from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
 from airflow_provider_helpcrunch.operators.helpcrunch import MarkChatReadOperator
-
-POOL = "helpcrunch_api"
-POOL_SLOTS = 2
-ACCOUNT_LIMIT = 120
 
 with DAG(
     dag_id="example_helpcrunch_mark_in_batches",
@@ -38,7 +32,7 @@ with DAG(
     tags=["helpcrunch", "example"],
 ) as dag:
 
-    @task(pool=POOL)
+    @task
     def chat_id_batches(params=None) -> list[list[int]]:
         """Find the chats and split their IDs into batches, one mapped task each."""
         hook = HelpCrunchHook()
@@ -46,10 +40,6 @@ with DAG(
         size = params["batch_size"]
         return [ids[start : start + size] for start in range(0, len(ids), size)]
 
-    MarkChatReadOperator.partial(
-        task_id="mark_batch",
-        by="agent",
-        on_missing="skip",
-        pool=POOL,
-        requests_per_minute=ACCOUNT_LIMIT // POOL_SLOTS,
-    ).expand(chat_ids=chat_id_batches())
+    MarkChatReadOperator.partial(task_id="mark_batch", by="agent", on_missing="skip").expand(
+        chat_ids=chat_id_batches()
+    )

@@ -40,6 +40,7 @@ from airflow_provider_helpcrunch.filters import check_sort, normalize_filters
 from airflow_provider_helpcrunch.outside_text import Scrubber, short_repr
 from airflow_provider_helpcrunch.rate_limit import SlidingWindowRateLimiter, wait_for
 from airflow_provider_helpcrunch.search_fields import COMPARISONS
+from airflow_provider_helpcrunch.shared_window import SharedWindow, account_key, redis_client
 from airflow_provider_helpcrunch.transport import (
     Answer,
     AttemptTimeout,
@@ -127,6 +128,9 @@ class HelpCrunchHook(BaseHook):
         :class:`HelpCrunchRateLimitError` (default 300): real time from its first 429, pacing included,
         whatever ``Retry-After`` says. 429s do not count against ``max_retries``: the limit is shared by
         everything that uses the key, and waiting is the answer to it.
+    :param redis_conn_id: an Airflow ``redis`` connection through which every hook that uses the same
+        account (base URL and key) draws on one request window, on every worker (default: the
+        connection's extra ``redis_conn_id``; unset, this hook paces on its own). Needs the ``redis`` extra.
     :param rate_limiter: the pacer to use instead of one built from ``requests_per_minute`` (for example
         one shared by several hooks of a process).
     :param clock: a monotonic clock for pacing and for ``rate_limit_wait`` (injectable for tests).
@@ -152,6 +156,7 @@ class HelpCrunchHook(BaseHook):
         retry_backoff: float = 1.0,
         retry_backoff_max: float = 60.0,
         rate_limit_wait: float = 300.0,
+        redis_conn_id: str | None = None,
         rate_limiter: SlidingWindowRateLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
@@ -162,6 +167,7 @@ class HelpCrunchHook(BaseHook):
         self._requests_per_minute = requests_per_minute
         self._timeout = timeout
         self._max_retries = max_retries
+        self._redis_conn_id = redis_conn_id
         self.retry_backoff = retry_backoff
         self.retry_backoff_max = retry_backoff_max
         self.rate_limit_wait = rate_limit_wait
@@ -208,6 +214,7 @@ class HelpCrunchHook(BaseHook):
             requests_per_minute=self._requests_per_minute,
             timeout=self._timeout,
             max_retries=self._max_retries,
+            redis_conn_id=self._redis_conn_id,
         )
 
     @cached_property
@@ -215,11 +222,43 @@ class HelpCrunchHook(BaseHook):
         """The pacer every request of this hook goes through."""
         if self._given_rate_limiter is not None:
             return self._given_rate_limiter
+        settings = self.settings
         return SlidingWindowRateLimiter(
-            self.settings.requests_per_minute,
+            settings.requests_per_minute,
             window=self.rate_limit_window,
             clock=self._clock,
             sleep=self._sleep,
+            shared=self._shared_window(settings),
+            log=self.log,
+        )
+
+    def _shared_window(self, settings: HelpCrunchSettings) -> SharedWindow | None:
+        """The account's window in Redis, when the connection (or the hook) names a Redis connection."""
+        if settings.redis_conn_id is None:
+            return None
+        try:
+            client = redis_client(settings.redis_conn_id)
+        except Exception as err:  # no task fails because of the shared window: it paces on its own
+            self.log.warning(
+                "Redis connection %r cannot be used (%s: %s); this hook paces on its own.",
+                settings.redis_conn_id,
+                type(err).__name__,
+                self._scrub.quote(str(err)),
+            )
+            return None
+        self.log.info(
+            "Pacing shares the account's window of %d requests per %.0f s through Redis connection %r",
+            settings.requests_per_minute,
+            self.rate_limit_window,
+            settings.redis_conn_id,
+        )
+        return SharedWindow(
+            client,
+            account_key(settings.api_key, settings.base_url),
+            limit=settings.requests_per_minute,
+            window=self.rate_limit_window,
+            # an attempt ends within `timeout` (plus a second of slack): its slot frees a window after that
+            lease=settings.timeout + 1 + self.rate_limit_window,
         )
 
     def get_conn(self) -> requests.Session:

@@ -57,6 +57,8 @@ class BaseHelpCrunchOperator(BaseOperator):
     :param requests_per_minute: overrides the connection's pace (e.g. a share of the limit per mapped task).
     :param timeout: overrides the connection's timeout, in seconds.
     :param max_retries: overrides the connection's retries per request.
+    :param redis_conn_id: overrides the connection's Redis connection, through which every task that uses the
+        account shares one request window.
     """
 
     ui_color = "#d9e8ff"
@@ -69,6 +71,7 @@ class BaseHelpCrunchOperator(BaseOperator):
         requests_per_minute: int | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
+        redis_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -76,6 +79,7 @@ class BaseHelpCrunchOperator(BaseOperator):
         self.requests_per_minute = requests_per_minute
         self.timeout = timeout
         self.max_retries = max_retries
+        self.redis_conn_id = redis_conn_id
 
     @cached_property
     def hook(self) -> HelpCrunchHook:
@@ -84,6 +88,7 @@ class BaseHelpCrunchOperator(BaseOperator):
             requests_per_minute=self.requests_per_minute,
             timeout=self.timeout,
             max_retries=self.max_retries,
+            redis_conn_id=self.redis_conn_id,
         )
 
 

@@ -28,11 +28,10 @@ def airflow_cli(*args: str) -> None:
 
 @pytest.fixture(scope="session")
 def airflow_db():
-    """Migrate the metadata DB once, create the example's pool, and put the DAG files in the dags folder."""
+    """Migrate the metadata DB once, and put the DAG files in the dags folder."""
     for source in (*EXAMPLE_DAGS.glob("*.py"), *E2E_DAGS.glob("*.py")):
         shutil.copy(source, DAGS_FOLDER / source.name)
     airflow_cli("db", "migrate")
-    airflow_cli("pools", "set", "helpcrunch_api", "2", "HelpCrunch API: 120 requests/min per account")
     return AIRFLOW_HOME
 
 

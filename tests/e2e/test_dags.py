@@ -86,8 +86,14 @@ def test_cleanup_example_marks_chats_closed_long_ago(dagbag, fast_connection, ca
     assert API_KEY not in capsys.readouterr().out
 
 
-def test_batches_example_expands_under_a_pool(dagbag, fast_connection):
-    standin = fast_connection
+def test_batches_example_shares_the_budget_through_redis(dagbag, e2e_standin, redis_server, monkeypatch):
+    import redis
+
+    standin = e2e_standin
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HELPCRUNCH_DEFAULT",
+        standin.connection_json(requests_per_minute=6000, redis_conn_id="redis_pacer"),
+    )
     closed = {i for i, c in standin.chats.items() if c["status"] == "closed"}
 
     dag_run, states = run(dagbag.get_dag("example_helpcrunch_mark_in_batches"), batch_size=5)
@@ -96,6 +102,11 @@ def test_batches_example_expands_under_a_pool(dagbag, fast_connection):
     mapped = [key for key in states if key.startswith("mark_batch[")]
     assert len(mapped) == -(-len(closed) // 5)
     assert all(standin.chats[i]["readByAgent"] for i in closed)
+    # every request of every task took its slot in the account's window in Redis
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    (slots,) = client.keys("helpcrunch:pacer:*:slots")
+    assert client.zcard(slots) == len(standin.requests)
+    assert API_KEY.encode() not in slots
 
 
 def test_every_xcom_form(dagbag, fast_connection):

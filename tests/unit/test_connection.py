@@ -144,3 +144,19 @@ class TestConnectionHostRules:
     def test_loopback_may_use_http(self, set_connection, host):
         set_connection(host=host)
         assert HelpCrunchHook().settings.base_url.startswith("http://")
+
+
+class TestRedisConnId:
+    def test_unset_by_default(self, set_connection):
+        assert HelpCrunchHook().settings.redis_conn_id is None
+
+    def test_from_the_extra_and_the_argument_wins(self, set_connection):
+        set_connection(extra={"redis_conn_id": " redis_pacer "})
+        assert HelpCrunchHook().settings.redis_conn_id == "redis_pacer"
+        assert HelpCrunchHook(redis_conn_id="other").settings.redis_conn_id == "other"
+
+    @pytest.mark.parametrize("value", [5, True, "   ", ["redis"]])
+    def test_a_bad_value_is_named(self, set_connection, value):
+        set_connection(extra={"redis_conn_id": value})
+        with pytest.raises(HelpCrunchConfigError, match=r"redis_conn_id.*must be a connection ID"):
+            HelpCrunchHook().settings  # noqa: B018

@@ -64,10 +64,11 @@ def test_form_is_declared_the_same_both_ways():
     }
     assert behaviour["relabeling"]["password"] == "API key"
     assert behaviour["placeholders"]["host"] == "https://api.helpcrunch.com/v1"
-    assert set(conn["conn-fields"]) == {"requests_per_minute", "timeout", "max_retries"}
-    for field in conn["conn-fields"].values():
+    numbers = {"requests_per_minute", "timeout", "max_retries"}
+    assert set(conn["conn-fields"]) == {*numbers, "redis_conn_id"}
+    for name, field in conn["conn-fields"].items():
         assert field["label"]
-        assert field["schema"]["type"] == ["integer", "null"]
+        assert field["schema"]["type"] == (["integer", "null"] if name in numbers else ["string", "null"])
     # the form accepts what the hook accepts: no retries at all is a valid choice
     assert conn["conn-fields"]["max_retries"]["schema"]["minimum"] == 0
     assert conn["conn-fields"]["requests_per_minute"]["schema"]["minimum"] == 1
@@ -87,7 +88,7 @@ def test_providers_manager_discovers_hook_and_form_without_warnings():
     assert hook.hook_class_name == "airflow_provider_helpcrunch.hooks.helpcrunch.HelpCrunchHook"
     assert hook.connection_id_attribute_name == "helpcrunch_conn_id"
     assert hook.hook_name == "HelpCrunch"
-    for name in ("requests_per_minute", "timeout", "max_retries"):
+    for name in ("requests_per_minute", "timeout", "max_retries", "redis_conn_id"):
         assert f"extra__helpcrunch__{name}" in widgets
     assert behaviours["helpcrunch"]["relabeling"]["password"] == "API key"
     assert "login" in behaviours["helpcrunch"]["hidden_fields"]

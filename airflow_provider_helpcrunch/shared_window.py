@@ -1,0 +1,159 @@
+"""
+One HelpCrunch account's request window shared through Redis by every hook that uses it: on every worker,
+in every task. Kept atomic by two Lua scripts, on Redis's own clock.
+
+A request takes a slot when it starts: a member of a sorted set whose score is when the slot frees. While
+the request is under way the score is a lease (start + the longest an attempt can take + the window), so a
+worker killed in the middle gives its slots back; when the request completes, the score becomes completion
++ window. Starts are also spaced ``window / limit`` apart across all hooks. So no window-long stretch of
+the server's clock sees more than ``limit`` requests, whatever the latency, as with the local pacer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+#: seconds a Redis command may take before the pacer gives up on Redis and paces locally.
+REDIS_TIMEOUT = 5.0
+
+# KEYS: slots (sorted set), next (the next start allowed). ARGV: limit, window, interval, lease, token, now
+# (empty: Redis's TIME). Returns "0" when the slot is taken, else the seconds to wait before asking again.
+_ACQUIRE = """
+local now = tonumber(ARGV[6])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local interval, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local wait = 0
+if redis.call('ZCARD', KEYS[1]) >= limit then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  wait = tonumber(first[2]) - now
+end
+local nxt = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if nxt - now > wait then wait = nxt - now end
+if wait > 0 then return tostring(wait) end
+redis.call('ZADD', KEYS[1], now + lease, ARGV[5])
+local anchor = nxt
+if now - nxt >= interval then anchor = now end
+redis.call('SET', KEYS[2], tostring(anchor + interval), 'PX', math.ceil((window + lease) * 1000))
+redis.call('PEXPIRE', KEYS[1], math.ceil((window + lease) * 1000))
+return '0'
+"""
+
+# KEYS: slots. ARGV: window, token, now (empty: Redis's TIME). The slot frees a window after completion.
+_RELEASE = """
+local now = tonumber(ARGV[3])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+return 1
+"""
+
+# KEYS: next. ARGV: seconds, now (empty: Redis's TIME). Holds every hook's starts (a Retry-After).
+_PAUSE = """
+local now = tonumber(ARGV[2])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local until_ = now + tonumber(ARGV[1])
+local nxt = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if until_ > nxt then
+  redis.call('SET', KEYS[1], tostring(until_), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+end
+return 1
+"""
+
+
+def account_key(api_key: str, base_url: str) -> str:
+    """The Redis key prefix of one account: a hash of the base URL and the key, never the key itself."""
+    digest = hashlib.sha256(f"{base_url}\n{api_key}".encode()).hexdigest()[:32]
+    return f"helpcrunch:pacer:{digest}"
+
+
+class SharedWindow:
+    """
+    The Redis side of the pacer: take a slot (or learn how long to wait), free it a window after completion.
+
+    :param client: a ``redis.Redis`` client (from Airflow's ``RedisHook``).
+    :param key: the account's key prefix (:func:`account_key`).
+    :param limit: requests allowed in any ``window``.
+    :param window: the window's length in seconds.
+    :param lease: how long an unreleased slot is held (the longest an attempt can take, plus the window).
+    :param now: a clock to pass to Redis instead of its own (for tests on a virtual clock).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        key: str,
+        *,
+        limit: int,
+        window: float,
+        lease: float,
+        now: Any = None,
+    ) -> None:
+        self._client = client
+        self._slots, self._next = f"{key}:slots", f"{key}:next"
+        self.limit = limit
+        self.window = window
+        self.lease = lease
+        self._now = now
+        self._acquire = client.register_script(_ACQUIRE)
+        self._release = client.register_script(_RELEASE)
+        self._pause = client.register_script(_PAUSE)
+
+    def _time(self) -> str:
+        return "" if self._now is None else repr(float(self._now()))
+
+    def try_acquire(self, token: str) -> float:
+        """Take a slot for ``token``: 0 when taken, else the seconds to wait before asking again."""
+        args: Sequence[Any] = (
+            self.limit,
+            self.window,
+            self.window / self.limit,
+            self.lease,
+            token,
+            self._time(),
+        )
+        return float(self._acquire(keys=[self._slots, self._next], args=args))
+
+    def release(self, token: str) -> None:
+        """The request of ``token`` completed: its slot frees a window from now."""
+        self._release(keys=[self._slots], args=(self.window, token, self._time()))
+
+    def pause(self, seconds: float) -> None:
+        """Hold every hook's next start for ``seconds`` from now (a ``Retry-After``)."""
+        self._pause(keys=[self._next], args=(seconds, self._time()))
+
+    @staticmethod
+    def new_token() -> str:
+        return uuid.uuid4().hex
+
+
+def redis_client(redis_conn_id: str) -> Any:
+    """A client from Airflow's Redis provider, with time bounds on connecting and on every command."""
+    try:
+        from airflow.providers.redis.hooks.redis import RedisHook
+    except ImportError as err:  # the optional extra is not installed
+        from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
+
+        raise HelpCrunchConfigError(
+            "redis_conn_id is set, but apache-airflow-providers-redis is not installed: "
+            'pip install "airflow-provider-helpcrunch[redis]"'
+        ) from err
+    client = RedisHook(redis_conn_id=redis_conn_id).get_conn()
+    client.connection_pool.connection_kwargs.update(
+        socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+    )
+    return client
