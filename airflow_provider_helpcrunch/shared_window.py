@@ -21,16 +21,23 @@ if TYPE_CHECKING:
 #: seconds a Redis command may take before the pacer gives up on Redis and paces locally.
 REDIS_TIMEOUT = 5.0
 
-# KEYS: slots (sorted set), next (the next start allowed). ARGV: limit, window, interval, lease, token, now
-# (empty: Redis's TIME). Returns "0" when the slot is taken, else the seconds to wait before asking again.
-_ACQUIRE = """
-local now = tonumber(ARGV[6])
+# Every script reads "now" from its first argument, or from Redis's TIME when that is empty (it is set only
+# by tests on a virtual clock): one clock for every worker.
+_NOW = """
+local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
-local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
-local interval, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
+"""
+
+# KEYS: slots (sorted set), next (the next start allowed). ARGV: now, limit, window, interval, lease, token.
+# Returns "0" when the slot is taken, else the seconds to wait before asking again.
+_ACQUIRE = (
+    _NOW
+    + """
+local limit, window = tonumber(ARGV[2]), tonumber(ARGV[3])
+local interval, lease = tonumber(ARGV[4]), tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local wait = 0
 if redis.call('ZCARD', KEYS[1]) >= limit then
@@ -40,39 +47,36 @@ end
 local nxt = tonumber(redis.call('GET', KEYS[2]) or '-1')
 if nxt - now > wait then wait = nxt - now end
 if wait > 0 then return tostring(wait) end
-redis.call('ZADD', KEYS[1], now + lease, ARGV[5])
+redis.call('ZADD', KEYS[1], now + lease, ARGV[6])
 local anchor = nxt
 if now - nxt >= interval then anchor = now end
 redis.call('SET', KEYS[2], tostring(anchor + interval), 'PX', math.ceil((window + lease) * 1000))
 redis.call('PEXPIRE', KEYS[1], math.ceil((window + lease) * 1000))
 return '0'
 """
+)
 
-# KEYS: slots. ARGV: window, token, now (empty: Redis's TIME). The slot frees a window after completion.
-_RELEASE = """
-local now = tonumber(ARGV[3])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+# KEYS: slots. ARGV: now, window, token. The slot frees a window after its request completed.
+_RELEASE = (
+    _NOW
+    + """
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
 return 1
 """
+)
 
-# KEYS: next. ARGV: seconds, now (empty: Redis's TIME). Holds every hook's starts (a Retry-After).
-_PAUSE = """
-local now = tonumber(ARGV[2])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
-local until_ = now + tonumber(ARGV[1])
+# KEYS: next. ARGV: now, seconds. Holds every hook's starts (a Retry-After).
+_PAUSE = (
+    _NOW
+    + """
+local until_ = now + tonumber(ARGV[2])
 local nxt = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if until_ > nxt then
-  redis.call('SET', KEYS[1], tostring(until_), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+  redis.call('SET', KEYS[1], tostring(until_), 'PX', math.ceil(tonumber(ARGV[2]) * 1000) + 1000)
 end
 return 1
 """
+)
 
 
 def account_key(api_key: str, base_url: str) -> str:
@@ -118,23 +122,17 @@ class SharedWindow:
 
     def try_acquire(self, token: str) -> float:
         """Take a slot for ``token``: 0 when taken, else the seconds to wait before asking again."""
-        args: Sequence[Any] = (
-            self.limit,
-            self.window,
-            self.window / self.limit,
-            self.lease,
-            token,
-            self._time(),
-        )
+        interval = self.window / self.limit
+        args: Sequence[Any] = (self._time(), self.limit, self.window, interval, self.lease, token)
         return float(self._acquire(keys=[self._slots, self._next], args=args))
 
     def release(self, token: str) -> None:
         """The request of ``token`` completed: its slot frees a window from now."""
-        self._release(keys=[self._slots], args=(self.window, token, self._time()))
+        self._release(keys=[self._slots], args=(self._time(), self.window, token))
 
     def pause(self, seconds: float) -> None:
         """Hold every hook's next start for ``seconds`` from now (a ``Retry-After``)."""
-        self._pause(keys=[self._next], args=(seconds, self._time()))
+        self._pause(keys=[self._next], args=(self._time(), seconds))
 
     @staticmethod
     def new_token() -> str:

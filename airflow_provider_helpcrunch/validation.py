@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: who a chat is marked read by: ``PUT /chats/readByAgent`` or ``PUT /chats/readByCustomer``.
 ReadBy = Literal["agent", "customer"]
@@ -67,3 +70,9 @@ def check_read(read: Any) -> bool:
 def check_max_chats(max_chats: Any) -> int | None:
     """``max_chats`` must be a positive int, or ``None`` for no cap."""
     return None if max_chats is None else check_int(max_chats, "max_chats")
+
+
+def check_unless_template(value: Any, check: Callable[[Any], Any]) -> None:
+    """Check an operator argument now, unless it is a Jinja template: that is checked once rendered."""
+    if not (isinstance(value, str) and "{{" in value):
+        check(value)

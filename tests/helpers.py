@@ -70,3 +70,22 @@ def pages_of(ids: list[int], *, total_key: str = "meta") -> Any:
         return {"data": data, "total": len(ids)}
 
     return answer
+
+
+class FakeStore:
+    """Stands for Airflow 3.3's ``context["task_state_store"]``: JSON values only, counts its writes."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.writes = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        import json
+
+        assert value is not None
+        json.dumps(value)  # JSON only, as Airflow requires
+        self.values[key] = value
+        self.writes += 1

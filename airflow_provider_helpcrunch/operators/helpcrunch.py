@@ -28,6 +28,7 @@ from airflow_provider_helpcrunch.validation import (
     check_int,
     check_max_chats,
     check_read,
+    check_unless_template,
     check_unread_by,
 )
 
@@ -153,8 +154,7 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
             raise HelpCrunchConfigError(f"on_missing must be 'fail' or 'skip', got {on_missing!r}")
         check_read(read)
         check_int(max_in_flight, "max_in_flight", maximum=MAX_IN_FLIGHT)
-        if not (isinstance(by, str) and "{{" in by):  # a template is checked once rendered
-            check_by(by)
+        check_unless_template(by, check_by)
         self.chat_ids = chat_ids
         self.by = by
         self.read = read
@@ -449,8 +449,7 @@ class HelpCrunchSearchChatsOperator(BaseHelpCrunchOperator):
     ) -> None:
         super().__init__(**kwargs)
         check_max_chats(max_chats)
-        if not (isinstance(unread_by, str) and "{{" in unread_by):  # a template is checked once rendered
-            check_unread_by(unread_by)
+        check_unless_template(unread_by, check_unread_by)
         self.unread_by = unread_by
         self.filters = filters
         self.comparison = comparison

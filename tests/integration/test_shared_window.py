@@ -148,7 +148,10 @@ def test_a_killed_process_gives_its_slots_back(redis_server, monkeypatch):
     holder = subprocess.Popen(
         [sys.executable, "-c", KILLED, "helpcrunch:killed"], env=env, stdout=subprocess.PIPE
     )
-    assert holder.stdout.readline().strip() == b"holding"
+    lines = [holder.stdout.readline().strip() for _ in range(1)]
+    while lines[-1] != b"holding" and len(lines) < 50:  # Airflow 2 logs its connection look-up first
+        lines.append(holder.stdout.readline().strip())
+    assert lines[-1] == b"holding", lines
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=10)
     killed_at = time.monotonic()
@@ -179,30 +182,27 @@ def test_redis_stopped_mid_run_falls_back_and_loses_nothing(
     for chat_id in ids[10:]:
         hook.mark_chat_read(chat_id)
     assert all(standin.chat(i)["readByAgent"] for i in ids)
-    logged = caplog.text + capsys.readouterr().out
-    assert logged.count("The shared HelpCrunch request window in Redis failed") == 1
+    # said once, in whichever sink this Airflow logs to (stdlib logging on 2, structlog to stdout on 3)
+    said = [sink.count("request window in Redis failed") for sink in (caplog.text, capsys.readouterr().out)]
+    assert max(said) == 1
 
 
-def test_an_unreachable_redis_from_the_start_falls_back(make_helpcrunch_standin, monkeypatch, caplog, capsys):
+@pytest.mark.parametrize(
+    ("redis_conn_id", "said"),
+    [("redis_unreachable", "paces on its own"), ("no_such_redis", "'no_such_redis' cannot be used")],
+)
+def test_an_unusable_redis_from_the_start_falls_back(
+    make_helpcrunch_standin, monkeypatch, caplog, capsys, redis_conn_id, said
+):
     import logging
 
-    monkeypatch.setenv("AIRFLOW_CONN_REDIS_PACER", '{"conn_type": "redis", "host": "127.0.0.1", "port": 9}')
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_REDIS_UNREACHABLE", '{"conn_type": "redis", "host": "127.0.0.1", "port": 9}'
+    )
     standin = make_helpcrunch_standin(chats=3, api_key=API_KEY, requests_per_minute=None)
-    hook = HelpCrunchHook(requests_per_minute=6000, redis_conn_id="redis_pacer")
+    hook = HelpCrunchHook(requests_per_minute=6000, redis_conn_id=redis_conn_id)
     caplog.set_level(logging.WARNING)
     for chat_id in standin.chats:
         hook.mark_chat_read(chat_id)
     assert all(chat["readByAgent"] for chat in standin.chats.values())
-    assert "paces on its own" in caplog.text + capsys.readouterr().out
-
-
-def test_an_unknown_redis_connection_falls_back(make_helpcrunch_standin, caplog, capsys):
-    import logging
-
-    standin = make_helpcrunch_standin(chats=3, api_key=API_KEY, requests_per_minute=None)
-    hook = HelpCrunchHook(requests_per_minute=6000, redis_conn_id="no_such_redis")
-    caplog.set_level(logging.WARNING)
-    for chat_id in standin.chats:
-        hook.mark_chat_read(chat_id)
-    assert all(chat["readByAgent"] for chat in standin.chats.values())
-    assert "'no_such_redis' cannot be used" in caplog.text + capsys.readouterr().out
+    assert said in caplog.text + capsys.readouterr().out

@@ -20,7 +20,7 @@ from airflow_provider_helpcrunch.operators.helpcrunch import (
     HelpCrunchSearchChatsOperator,
     MarkChatReadOperator,
 )
-from tests.helpers import API_KEY, BASE, SEARCH_URL, chat, errors, pages_of
+from tests.helpers import API_KEY, BASE, SEARCH_URL, FakeStore, chat, errors, pages_of
 
 AGENT_URL = f"{BASE}/chats/readByAgent"
 
@@ -423,20 +423,6 @@ class TestSkipUnchanged:
         chats = [chat(1), chat(2)]
         result = run(MarkChatReadOperator(task_id="m", chat_ids=chats, skip_unchanged=False))
         assert (result["marked"], result["skipped"]) == ([1, 2], [])
-
-
-class FakeStore:
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.writes = 0
-
-    def get(self, key, default=None):
-        return self.values.get(key, default)
-
-    def set(self, key, value):
-        json.dumps(value)
-        self.values[key] = value
-        self.writes += 1
 
 
 class TestResume:

@@ -13,24 +13,7 @@ from airflow_provider_helpcrunch.progress import (
     SKIPPED,
     MarkProgress,
 )
-
-
-class FakeStore:
-    """Stands for Airflow 3.3's ``context["task_state_store"]``."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, object] = {}
-        self.writes = 0
-
-    def get(self, key, default=None):
-        return self.values.get(key, default)
-
-    def set(self, key, value):
-        assert value is not None
-        json.dumps(value)  # JSON only, as Airflow requires
-        self.values[key] = value
-        self.writes += 1
-
+from tests.helpers import FakeStore
 
 LOG = logging.getLogger("test")
 
