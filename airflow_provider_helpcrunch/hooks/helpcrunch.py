@@ -113,13 +113,13 @@ class HelpCrunchHook(BaseHook):
     Interact with the HelpCrunch REST API v1, paced under the account's request limit.
 
     The connection holds the API key (``password``), the API base URL (``host``, default
-    ``https://api.helpcrunch.com/v1``) and, in its extras, ``requests_per_minute``, ``timeout`` and
-    ``max_retries``. Each of those can also be passed here, which wins over the extra.
+    ``https://api.helpcrunch.com/v1``) and, in its extras, ``requests_per_minute``, ``timeout``,
+    ``max_retries`` and ``redis_conn_id``. Each of those can also be passed here, which wins over the extra.
 
     :param helpcrunch_conn_id: the Airflow connection with the API key.
     :param requests_per_minute: the most requests this hook sends in any 60 s (default 120, the account
         limit).
-    :param timeout: seconds to wait to connect and for each response (default 30).
+    :param timeout: seconds one attempt may take in all, the whole answer read (default 30).
     :param max_retries: retries of one request after a 5xx, a timeout or a dropped connection (default 5).
     :param retry_backoff: first wait in seconds before a retry when the server gives no ``Retry-After``;
         doubled at each further retry, plus jitter (default 1).
