@@ -122,6 +122,11 @@ class InvalidChatIdsError(HelpCrunchError, ValueError):
         )
 
 
+def about_chat(chat_id: int | None) -> str:
+    """``" for chat 5208"``, or nothing when the request was not about one chat."""
+    return f" for chat {chat_id}" if chat_id is not None else ""
+
+
 def parse_error_details(body: Any) -> tuple[ErrorDetail, ...]:
     """HelpCrunch's ``errors`` list from a parsed body; empty when the body is not HelpCrunch's shape."""
     entries = body.get("errors") if isinstance(body, dict) else None
@@ -174,7 +179,7 @@ def error_from_answer(
         said = describe_errors(details, scrub)
     else:
         said = f"body: {quote(scrub(text))!r}" if text.strip() else "empty body"
-    about = f" for chat {chat_id}" if chat_id is not None else ""
+    about = about_chat(chat_id)
     tried = f" after {attempts} attempts" if attempts > 1 else ""
     message = f"HelpCrunch answered {status} to {action}{about}{tried}: {said}"
 

@@ -34,6 +34,7 @@ from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchConnectionError,
     HelpCrunchError,
     HelpCrunchNotFoundError,
+    about_chat,
     error_from_answer,
 )
 from airflow_provider_helpcrunch.filters import check_sort, normalize_filters
@@ -78,11 +79,7 @@ _RETRYABLE_TRANSPORT_ERRORS = (
 )
 # Everything a transport failure may surface as; anything here that is not retryable stops the request.
 _TRANSPORT_ERRORS = (requests.RequestException, Urllib3HTTPError, http.client.HTTPException, OSError)
-_NOT_RETRYABLE_TRANSPORT_ERRORS = (
-    requests.exceptions.SSLError,
-    requests.exceptions.InvalidURL,
-    ResponseTooLarge,
-)
+_NOT_RETRYABLE_TRANSPORT_ERRORS = (requests.exceptions.SSLError, requests.exceptions.InvalidURL)
 #: the most bytes of one answer the hook reads; HelpCrunch's largest (a page of 100 chats) is far smaller.
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 #: the pool's size: room for MarkChatReadOperator's largest max_in_flight.
@@ -571,7 +568,7 @@ class HelpCrunchHook(BaseHook):
         to wait first, or ``STOP`` with the error to raise. Logs each wait.
         """
         max_retries, rate_limit_wait = limits
-        about = f" for chat {chat_id}" if chat_id is not None else ""
+        about = about_chat(chat_id)
         if isinstance(outcome, Exception):
             return self._judge_failure(outcome, attempts, max_retries, action, about, chat_id)
         status = outcome.status
@@ -676,7 +673,7 @@ class HelpCrunchHook(BaseHook):
             if isinstance(body, dict):
                 return body
             problem = f"JSON that is not an object: {self._scrub.quote(short_repr(body))}"
-        about = f" for chat {chat_id}" if chat_id is not None else ""
+        about = about_chat(chat_id)
         return HelpCrunchAPIError(
             f"HelpCrunch answered {answer.status} to {action}{about} with {problem}",
             status_code=answer.status,
@@ -744,7 +741,7 @@ class HelpCrunchHook(BaseHook):
                 ) from None
 
     def _cancelled(self, action: str, chat_id: int | None) -> HelpCrunchCancelledError:
-        about = f" for chat {chat_id}" if chat_id is not None else ""
+        about = about_chat(chat_id)
         return HelpCrunchCancelledError(f"{action}{about} was not sent: cancelled", chat_id=chat_id)
 
     def _backoff(self, attempt: int) -> float:

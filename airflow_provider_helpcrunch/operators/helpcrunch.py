@@ -339,7 +339,6 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
                     _, missing, _, _ = _tally(chat_ids, outcomes)
                     self._log_progress(len(outcomes) - known, len(to_send), len(missing), now - started)
         except BaseException as err:  # a task timeout, a kill, a bug: still say how far the run got
-            stop.set()
             marked, missing, _, not_done = _tally(chat_ids, outcomes)
             self.log.error(
                 "Interrupted by %s: %d chat(s) marked, %d not found, %d not done %s",
