@@ -6,7 +6,9 @@ the same task instance resumes where the earlier try stopped. Clearing the task 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import re
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -15,11 +17,17 @@ if TYPE_CHECKING:
 #: what became of a chat.
 MARKED, MISSING, SKIPPED = "marked", "missing", "skipped"
 PROGRESS_KEY = "helpcrunch_mark_progress"
-RECORD_FORMAT = 1
+#: format 1 (up to 0.x) counted chats skipped as unchanged among the done; it is not read.
+RECORD_FORMAT = 2
 #: the largest record kept; Airflow warns past 64 KB.
 MAX_RECORD_BYTES = 60_000
+#: the record's runs: "m" marked, "x" missing (404), "." nothing confirmed (not sent, or skipped).
 _CODES = {MARKED: "m", MISSING: "x"}
+_NOTHING = "."
 _OUTCOMES = {code: outcome for outcome, code in _CODES.items()}
+_RUNS = re.compile(r"(?:[mx.][1-9][0-9]{0,8})*")
+_RUN = re.compile(r"([mx.])([0-9]+)")
+_RECORD_KEYS = frozenset({"format", "fingerprint", "runs"})
 
 
 class StateStore(Protocol):
@@ -44,10 +52,10 @@ def fingerprint(chat_ids: Sequence[int], by: str, read: bool) -> str:
 
 class MarkProgress:
     """
-    One compact record per task instance: the input's fingerprint, a watermark below which every chat is
-    done, the chats below it that were missing, and the few done beyond it (requests leave in input order,
-    so those are at most the ones that were in flight). Chats skipped as unchanged are not stored: the same
-    input skips them again.
+    One compact record per task instance: the input's fingerprint and, position by position in the input,
+    what HelpCrunch confirmed for each chat, as runs (``"m40x1m9.3m2"``: 40 marked, 1 missing, 9 marked, 3
+    with nothing confirmed, 2 marked). Only what HelpCrunch answered is kept: a chat skipped as unchanged
+    is not, so a retry judges it again on its own input.
 
     :param store: the task state store.
     :param chat_ids: the input, in order.
@@ -64,67 +72,71 @@ class MarkProgress:
         self._too_large_said = False
 
     def load(self) -> dict[int, str]:
-        """What earlier tries did (chat -> ``marked`` or ``missing``); empty to start over."""
+        """What earlier tries had confirmed (chat -> ``marked`` or ``missing``); empty to start over."""
         record = self._store.get(PROGRESS_KEY)
         if record is None:
             return {}
-        if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
-            self._log.warning(
-                "The progress record of an earlier try is not one this version reads; starting over."
-            )
-            return {}
-        if record.get("fingerprint") != self.fingerprint:
-            self._log.warning(
-                "The chat IDs differ from those an earlier try of this task worked on; starting over."
-            )
-            return {}
-        try:
-            return self._outcomes(record)
-        except (TypeError, ValueError, KeyError, IndexError):
-            self._log.warning("The progress record of an earlier try is unreadable; starting over.")
-            return {}
+        if isinstance(record, dict) and record.get("format") == RECORD_FORMAT:
+            if record.get("fingerprint") != self.fingerprint:
+                self._log.warning(
+                    "The chat IDs differ from those an earlier try of this task worked on; starting over."
+                )
+                return {}
+            outcomes = self._outcomes(record)
+            if outcomes is not None:
+                return outcomes
+        self._log.warning(
+            "The progress record of an earlier try is unreadable (not the shape this version writes); "
+            "starting over."
+        )
+        return {}
 
-    def _outcomes(self, record: dict[str, Any]) -> dict[int, str]:
+    def _outcomes(self, record: dict[str, Any]) -> dict[int, str] | None:
+        """The outcomes a record holds, or ``None`` unless it has exactly the shape :meth:`save` writes."""
+        runs = record.get("runs")
+        if (
+            set(record) != _RECORD_KEYS
+            or not isinstance(record["fingerprint"], str)
+            or not isinstance(runs, str)
+            or len(runs) > MAX_RECORD_BYTES
+            or not _RUNS.fullmatch(runs)
+        ):
+            return None
         chat_ids = self._chat_ids
-        below = record["done_below"]
-        if isinstance(below, bool) or not isinstance(below, int) or not 0 <= below <= len(chat_ids):
-            raise ValueError(below)
-        missing = set(record["missing"])
-        outcomes = {chat_ids[i]: MISSING if i in missing else MARKED for i in range(below)}
-        for position, code in record["beyond"].items():
-            index = int(position)
-            if not below <= index < len(chat_ids):
-                raise IndexError(index)
-            outcomes[chat_ids[index]] = _OUTCOMES[code]
+        outcomes: dict[int, str] = {}
+        position = 0
+        for code, count in _RUN.findall(runs):
+            end = position + int(count)
+            if end > len(chat_ids):
+                return None
+            if code != _NOTHING:
+                outcomes.update(dict.fromkeys(chat_ids[position:end], _OUTCOMES[code]))
+            position = end
         return outcomes
 
     def save(self, outcomes: Mapping[int, str]) -> None:
-        """Write the record for ``outcomes`` (every chat done so far, this try's and earlier ones')."""
-        chat_ids = self._chat_ids
-        below = 0
-        while below < len(chat_ids) and chat_ids[below] in outcomes:
-            below += 1
-        missing = [i for i in range(below) if outcomes[chat_ids[i]] == MISSING]
+        """
+        Write the record for ``outcomes`` (every chat with an outcome so far, this try's and earlier ones');
+        only ``marked`` and ``missing`` are kept.
+        """
+        codes = (_CODES.get(outcomes.get(chat_id, ""), _NOTHING) for chat_id in self._chat_ids)
+        runs = [(code, sum(1 for _ in group)) for code, group in itertools.groupby(codes)]
+        if runs and runs[-1][0] == _NOTHING:
+            runs.pop()
         record = {
             "format": RECORD_FORMAT,
             "fingerprint": self.fingerprint,
-            "done_below": below,
-            "missing": missing,
-            "beyond": {
-                str(i): _CODES[outcomes[chat_ids[i]]]
-                for i in range(below, len(chat_ids))
-                if outcomes.get(chat_ids[i]) in _CODES
-            },
+            "runs": "".join(f"{code}{count}" for code, count in runs),
         }
         size = len(json.dumps(record, separators=(",", ":")))
         if size > MAX_RECORD_BYTES:
             if not self._too_large_said:
                 self._too_large_said = True
                 self._log.warning(
-                    "The progress record (%d bytes, %d missing chats) is too large to keep; a retry resumes "
-                    "from the last record that fitted.",
+                    "The progress record (%d bytes, %d runs of outcomes) is too large to keep; a retry "
+                    "resumes from the last record that fitted.",
                     size,
-                    len(missing),
+                    len(runs),
                 )
             return
         self._store.set(PROGRESS_KEY, record)

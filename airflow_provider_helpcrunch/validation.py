@@ -61,10 +61,15 @@ def check_unread_by(unread_by: Any) -> ReadBy | None:
     return None if unread_by is None else check_by(unread_by)
 
 
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` must be ``True`` or ``False``, not ``"false"``, ``0``, ``None`` or another stand-in."""
+    if not isinstance(value, bool):
+        raise HelpCrunchConfigError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 def check_read(read: Any) -> bool:
-    if not isinstance(read, bool):
-        raise HelpCrunchConfigError(f"read must be True or False, got {read!r}")
-    return read
+    return check_bool(read, "read")
 
 
 def check_max_chats(max_chats: Any) -> int | None:

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_helpcrunch.search_fields import COMPARISONS, ORDERS, SORT_FIELDS
@@ -24,6 +24,9 @@ from airflow_provider_helpcrunch.testing.chats import (
     matches,
     sort_key,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 DEFAULT_API_KEY = "standin-api-key"
 PAGE_LIMIT = 100
@@ -101,6 +104,8 @@ class HelpCrunchStandIn:
     :param latency: seconds to wait before every answer.
     :param host: the address to listen on (loopback).
     :param port: the port; 0 picks a free one.
+    :param on_request: called with each :class:`RequestRecord` once the request was answered (from the
+        server's threads), e.g. to print the traffic as it happens.
     """
 
     def __init__(
@@ -117,8 +122,10 @@ class HelpCrunchStandIn:
         latency: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        on_request: Callable[[RequestRecord], object] | None = None,
     ) -> None:
         self.api_key = api_key
+        self.on_request = on_request
         self.requests_per_minute = requests_per_minute
         self.window = window
         self.retry_after = retry_after
@@ -217,6 +224,12 @@ class HelpCrunchStandIn:
             self._next_id = max(self._next_id, chat_id + 1)
             return copy.deepcopy(chat)
 
+    def update_chat(self, chat_id: int, **fields: Any) -> dict:
+        """Change fields of a chat, as HelpCrunch's own UI would; returns a copy of it."""
+        with self._lock:
+            self._chats[chat_id].update(fields)
+            return copy.deepcopy(self._chats[chat_id])
+
     def remove_chat(self, chat_id: int) -> None:
         with self._lock:
             del self._chats[chat_id]
@@ -276,6 +289,8 @@ class HelpCrunchStandIn:
     def _log(self, record: RequestRecord) -> None:
         with self._lock:
             self._requests.append(record)
+        if self.on_request is not None:
+            self.on_request(record)
 
     def _rate_limited(self, now: float) -> float | None:
         """``None`` if the request may pass, else the seconds until the window has a free slot."""

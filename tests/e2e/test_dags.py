@@ -199,3 +199,50 @@ def _has_task_state_store() -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_a_retry_judges_earlier_skips_again_on_its_own_input(dagbag, fast_connection):
+    from collections import Counter
+
+    from airflow_provider_helpcrunch.testing import Fault
+
+    standin = fast_connection
+    for chat_id in range(5200, 5260):  # HelpCrunch shows every chat unread, whatever try 1's input says
+        standin.update_chat(chat_id, readByAgent=False)
+    standin.inject(Fault(status=500), chat_id=5230)  # try 1 stops there (max_retries=0)
+
+    dag_run, states = run(dagbag.get_dag("helpcrunch_resume_judged_again"))
+
+    assert dag_run.state == "success", states
+    assert all(standin.chat(i)["readByAgent"] for i in range(5200, 5260))  # none left unread
+    puts = Counter(r.chat_id for r in standin.requests if r.method == "PUT")
+    if _has_task_state_store():
+        # try 1 skipped 5200-5209 (its input said read) and marked 5210-5229; try 2's input says they are
+        # unread, so it sends them, and resumes from 5230: every chat once, the failed one twice
+        assert puts == Counter({**dict.fromkeys(range(5200, 5260), 1), 5230: 2})
+    else:
+        assert puts == Counter({**dict.fromkeys(range(5200, 5260), 1), **dict.fromkeys(range(5210, 5231), 2)})
+    assert states["check"] == "success"  # its output lists every chat under marked, none under skipped
+
+
+@pytest.mark.parametrize("damage", ["runs_a_list", "beyond_a_list"])
+def test_a_damaged_progress_record_starts_over_instead_of_failing_every_retry(
+    dagbag, fast_connection, capsys, caplog, damage
+):
+    import logging
+
+    from airflow_provider_helpcrunch.testing import Fault
+
+    standin = fast_connection
+    standin.inject(Fault(status=500), chat_id=5230)
+    caplog.set_level(logging.WARNING)
+
+    dag_run, states = run(dagbag.get_dag("helpcrunch_resume_judged_again"), damage=damage)
+
+    assert dag_run.state == "success", states
+    assert all(standin.chat(i)["readByAgent"] for i in range(5200, 5260))
+    if _has_task_state_store():
+        logged = capsys.readouterr().out + caplog.text
+        assert "progress record of an earlier try is unreadable" in logged
+        # started over: try 2 sent every chat its input shows unread, those try 1 marked included
+        assert sum(1 for r in standin.requests if r.method == "PUT" and r.chat_id == 5215) == 2

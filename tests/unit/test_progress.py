@@ -22,19 +22,18 @@ def progress(store, chat_ids, by="agent", read=True):
     return MarkProgress(store, chat_ids, by, read, LOG)
 
 
-def test_a_record_round_trips():
+def test_a_record_round_trips_what_helpcrunch_confirmed_and_nothing_else():
     store = FakeStore()
     ids = list(range(100, 200))
     done = {i: MARKED for i in ids[:60]}
     done[ids[10]] = MISSING
     done[ids[20]] = SKIPPED
-    done[ids[62]] = MARKED  # beyond the watermark (was in flight)
+    done[ids[62]] = MARKED  # beyond the first chat not done (was in flight)
     done[ids[63]] = MISSING
     progress(store, ids).save(done)
     loaded = progress(store, ids).load()
-    expected = {chat: outcome for chat, outcome in done.items() if outcome != SKIPPED}
-    expected[ids[20]] = MARKED  # below the watermark; the same input skips it again before this is used
-    assert loaded == expected
+    # a chat skipped as unchanged is not kept: the next try judges it again on its own input
+    assert loaded == {chat: outcome for chat, outcome in done.items() if outcome != SKIPPED}
 
 
 def test_the_record_is_compact():
@@ -43,12 +42,11 @@ def test_the_record_is_compact():
     done = dict.fromkeys(ids[:9_000], MARKED)
     done.update({ids[i]: MISSING for i in (5, 500, 5000)})
     done.update(dict.fromkeys(ids[9_001:9_004], MARKED))
+    done.update(dict.fromkeys(ids[100:2_000], SKIPPED))
     progress(store, ids).save(done)
     record = store.values[PROGRESS_KEY]
-    assert record["done_below"] == 9_000
-    assert record["missing"] == [5, 500, 5000]
-    assert record["beyond"] == {"9001": "m", "9002": "m", "9003": "m"}
-    assert len(json.dumps(record)) < 300
+    assert record["runs"] == "m5x1m94.1900m3000x1m3999.1m3"
+    assert len(json.dumps(record)) < 150
 
 
 def test_another_input_starts_over_with_a_warning(caplog):
@@ -64,26 +62,49 @@ def test_another_input_starts_over_with_a_warning(caplog):
     "record",
     [
         "garbage",
+        [],
         {"format": 99},
-        {"format": 1, "fingerprint": None},
-        {"format": 1, "done_below": 99, "missing": [], "beyond": {}},
-        {"format": 1, "done_below": 1, "missing": [], "beyond": {"7": "m"}},
-        {"format": 1, "done_below": 1, "missing": [], "beyond": {"2": "?"}},
+        {"format": 2},
+        {"format": 2, "runs": "m3", "extra": 1},
+        {"format": 2, "runs": ["m", 3]},
+        {"format": 2, "runs": None},
+        {"format": 2, "runs": {"m": 3}},
+        {"format": 2, "runs": "m4"},  # more chats than the input has
+        {"format": 2, "runs": "m0"},
+        {"format": 2, "runs": "m01"},
+        {"format": 2, "runs": "q3"},
+        {"format": 2, "runs": "m1 x1"},
+        {"format": 2, "runs": "m1\n"},
+        {"format": 2, "runs": "m" + "9" * 12},
+        {"format": True, "runs": "m3"},
+        # format 1 counted chats skipped as unchanged among the done: never read
+        {"format": 1, "done_below": 1, "missing": [], "beyond": {}},
+        {"format": 1, "done_below": 1, "missing": [], "beyond": []},
+        {"format": 1, "done_below": 1, "missing": [], "beyond": None},
+        {"format": 1, "done_below": 1, "missing": [], "beyond": "m"},
     ],
 )
-def test_an_unreadable_record_starts_over(record):
+def test_a_record_not_of_the_shape_this_version_writes_starts_over_with_a_warning(record, caplog):
     store = FakeStore()
     ids = [1, 2, 3]
-    if isinstance(record, dict) and "done_below" in record:
+    if isinstance(record, dict) and "format" in record:
         record["fingerprint"] = progress(store, ids).fingerprint
     store.values[PROGRESS_KEY] = record
-    assert progress(store, ids).load() == {}
+    with caplog.at_level(logging.WARNING):
+        assert progress(store, ids).load() == {}
+    assert "unreadable" in caplog.text
+
+
+def test_a_fingerprint_that_is_not_a_string_starts_over():
+    store = FakeStore()
+    store.values[PROGRESS_KEY] = {"format": 2, "fingerprint": ["x"], "runs": "m3"}
+    assert progress(store, [1, 2, 3]).load() == {}
 
 
 def test_a_record_too_large_is_not_written(caplog):
     store = FakeStore()
     ids = list(range(1, 30_001))
-    done = dict.fromkeys(ids, MISSING)
+    done = {chat: MARKED if chat % 2 else MISSING for chat in ids}  # no run longer than one chat
     with caplog.at_level(logging.WARNING):
         progress(store, ids).save(done)
     assert store.writes == 0
