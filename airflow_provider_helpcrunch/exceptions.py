@@ -17,6 +17,8 @@ _GENERIC_CODES = frozenset({"invalid_request"})
 #: how many of HelpCrunch's error entries a message quotes, and how much of each.
 MAX_QUOTED_ENTRIES = 3
 MAX_ENTRY_CHARS = 200
+#: how many of HelpCrunch's error entries an error keeps in ``errors`` (each scrubbed and cut like a quote).
+MAX_KEPT_ENTRIES = 10
 
 
 class ErrorDetail(NamedTuple):
@@ -35,7 +37,9 @@ class HelpCrunchError(AirflowException):
 
     :param message: what went wrong, in words.
     :param status_code: the HTTP status HelpCrunch answered with, if it answered.
-    :param errors: the entries of HelpCrunch's ``errors`` body.
+    :param errors: the entries of HelpCrunch's ``errors`` body: at most :data:`MAX_KEPT_ENTRIES`, the API
+        key taken out and each field cut to :data:`MAX_ENTRY_CHARS` characters.
+    :param errors_left_out: how many further entries HelpCrunch sent that ``errors`` does not keep.
     :param chat_id: the chat the request was about, if any.
     """
 
@@ -45,12 +49,14 @@ class HelpCrunchError(AirflowException):
         *,
         status_code: int | None = None,
         errors: tuple[ErrorDetail, ...] = (),
+        errors_left_out: int = 0,
         chat_id: int | None = None,
     ) -> None:
         super().__init__(message)
         # HelpCrunch's HTTP status (None when it did not answer), where AirflowException has a class default
         self.status_code: int | None = status_code  # type: ignore[assignment]
         self.errors = errors
+        self.errors_left_out = errors_left_out
         self.chat_id = chat_id
 
     @property
@@ -135,10 +141,32 @@ def parse_error_details(body: Any) -> tuple[ErrorDetail, ...]:
     details = []
     for entry in entries:
         if isinstance(entry, dict):
-            details.append(ErrorDetail(str(entry.get("code") or ""), str(entry.get("message") or "")))
+            details.append(ErrorDetail(_text(entry.get("code")), _text(entry.get("message"))))
         elif isinstance(entry, str):
             details.append(ErrorDetail(entry, ""))
     return tuple(details)
+
+
+def _text(value: Any) -> str:
+    """A field of an error entry as text: a string as is, anything else as a bounded ``repr``."""
+    if isinstance(value, str):
+        return value
+    return short_repr(value) if value else ""
+
+
+def kept_errors(
+    details: tuple[ErrorDetail, ...], scrub: Callable[[str], str]
+) -> tuple[tuple[ErrorDetail, ...], int]:
+    """
+    The entries an error keeps, as its message quotes them: the key taken out, each field on one line and
+    cut to :data:`MAX_ENTRY_CHARS`, at most :data:`MAX_KEPT_ENTRIES` in the order HelpCrunch sent them;
+    and how many were left out.
+    """
+    kept = tuple(
+        ErrorDetail(quote(scrub(d.code), MAX_ENTRY_CHARS), quote(scrub(d.message), MAX_ENTRY_CHARS))
+        for d in details[:MAX_KEPT_ENTRIES]
+    )
+    return kept, len(details) - len(kept)
 
 
 def describe_errors(details: tuple[ErrorDetail, ...], scrub: Callable[[str], str]) -> str:
@@ -197,4 +225,5 @@ def error_from_answer(
         cls = HelpCrunchRateLimitError
     else:
         cls = HelpCrunchAPIError
-    return cls(message, status_code=status, errors=details, chat_id=chat_id)
+    kept, left_out = kept_errors(details, scrub)
+    return cls(message, status_code=status, errors=kept, errors_left_out=left_out, chat_id=chat_id)

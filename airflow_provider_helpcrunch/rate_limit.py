@@ -109,6 +109,11 @@ class SlidingWindowRateLimiter:
         return self._rate
 
     @property
+    def is_shared(self) -> bool:
+        """Whether requests also take their slots in the account's window in Redis (until Redis fails)."""
+        return self._shared is not None
+
+    @property
     def interval(self) -> float:
         """Seconds between two starts at the current pace."""
         return self.window / self._rate

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.util.retry import Retry
 
@@ -258,6 +258,17 @@ class HelpCrunchHook(BaseHook):
             lease=settings.timeout + 1 + self.rate_limit_window,
         )
 
+    @property
+    def pace(self) -> str:
+        """How this hook paces, in words for a log line (the pacer is made if it was not yet)."""
+        settings = self.settings
+        if self.rate_limiter.is_shared:
+            return (
+                f"within the account's budget of {settings.requests_per_minute} requests/min, shared through "
+                f"Redis connection {settings.redis_conn_id!r} with every task that uses the account"
+            )
+        return f"at up to {settings.requests_per_minute} requests/min"
+
     def get_conn(self) -> requests.Session:
         """
         Return the hook's ``requests.Session``, made once: the bearer token as its auth (``~/.netrc`` is
@@ -476,18 +487,21 @@ class HelpCrunchHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Check the key and the base URL with one cheap authenticated request (``GET /chats?limit=1``)."""
         try:
+            self._connection  # noqa: B018 - read it first: its failure is told apart from HelpCrunch's
+        except AirflowNotFoundException as err:  # "The conn_id `...` isn't defined": no secret in it
+            return False, str(err)
+        except Exception as err:  # a secrets backend's failure may quote what it read: say only its type
+            return False, (
+                f"{type(err).__name__} while reading Airflow connection {self.helpcrunch_conn_id!r} (its "
+                "details are withheld: they may quote the connection's secrets)"
+            )
+        try:
             self._request("GET", "/chats", params={"limit": 1}, max_retries=0, rate_limit_wait=0.0)
         except HelpCrunchError as err:
             return False, str(err)
         except Exception as err:  # the UI shows the message; never let a surprise escape as a 500
-            return False, f"{type(err).__name__}: {self._scrub_safely(str(err))}"
+            return False, f"{type(err).__name__}: {self._scrub.quote(str(err))}"
         return True, f"Connected to HelpCrunch at {self.settings.base_url}"
-
-    def _scrub_safely(self, text: str) -> str:
-        try:
-            return self._scrub.quote(text)
-        except Exception:  # the connection itself could not be read: say nothing from it
-            return "(details withheld: the connection could not be read)"
 
     # ------------------------------------------------------------------ transport
     # One attempt is sent by ``send_once`` (transport.py); ``_judge`` decides what its outcome means;
@@ -738,6 +752,7 @@ class HelpCrunchHook(BaseHook):
                     f"{self.helpcrunch_conn_id!r}",
                     status_code=404,
                     errors=err.errors,
+                    errors_left_out=err.errors_left_out,
                 ) from None
 
     def _cancelled(self, action: str, chat_id: int | None) -> HelpCrunchCancelledError:

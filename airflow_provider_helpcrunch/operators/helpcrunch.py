@@ -24,6 +24,7 @@ from airflow_provider_helpcrunch.rate_limit import rate_per_minute
 from airflow_provider_helpcrunch.validation import (
     READ_FIELDS,
     ReadBy,
+    check_bool,
     check_by,
     check_int,
     check_max_chats,
@@ -153,6 +154,8 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
         if on_missing not in ON_MISSING_CHOICES:
             raise HelpCrunchConfigError(f"on_missing must be 'fail' or 'skip', got {on_missing!r}")
         check_read(read)
+        check_bool(skip_unchanged, "skip_unchanged")
+        check_bool(resume, "resume")
         check_int(max_in_flight, "max_in_flight", maximum=MAX_IN_FLIGHT)
         check_unless_template(by, check_by)
         self.chat_ids = chat_ids
@@ -192,10 +195,6 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
 
         verb = "read" if self.read else "unread"
         outcomes: dict[int, str] = dict.fromkeys(collected.unchanged, SKIPPED)
-        if outcomes:
-            self.log.info(
-                "%d chat(s) are %s by %s already (as the input shows): skipped", len(outcomes), verb, by
-            )
         progress = self._progress(context, chat_ids, by)
         if progress is not None:
             earlier = progress.load()
@@ -205,15 +204,21 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
                     f"{len(earlier):,}",
                     f"{len(chat_ids):,}",
                 )
-            outcomes = {**earlier, **outcomes}
+            # what HelpCrunch confirmed to an earlier try stands; a chat skipped then is judged on this input
+            outcomes.update(earlier)
+        unchanged = sum(1 for outcome in outcomes.values() if outcome == SKIPPED)
+        if unchanged:
+            self.log.info(
+                "%d chat(s) are %s by %s already (as the input shows): skipped", unchanged, verb, by
+            )
         to_send = [chat_id for chat_id in chat_ids if chat_id not in outcomes]
         settings = self.hook.settings
         self.log.info(
-            "Marking %d chat(s) %s by %s at up to %d requests/min (%s)",
+            "Marking %d chat(s) %s by %s %s (%s)",
             len(to_send),
             verb,
             by,
-            settings.requests_per_minute,
+            self.hook.pace,
             settings.base_url,
         )
         started = time.monotonic()
@@ -224,7 +229,7 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
         elapsed = time.monotonic() - started
         self.log.info(
             "Done: %d of %d chat(s) marked %s by %s, %d skipped (already %s), %d missing; %d sent in %.1f s "
-            "(%.1f chats/min; pace limit %d/min)",
+            "(%.1f chats/min; paced %s)",
             len(marked),
             len(chat_ids),
             verb,
@@ -235,7 +240,7 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
             len(to_send),
             elapsed,
             rate_per_minute(len(to_send), elapsed),
-            settings.requests_per_minute,
+            self.hook.pace,
         )
         if missing:
             message = (

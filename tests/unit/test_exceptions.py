@@ -57,7 +57,9 @@ class TestErrorFromAnswer:
         assert "invalid_request" not in message
         assert "and 7 more error(s)" in message
         assert len(message) < 1000
-        assert len(err.errors) == 11
+        # the error keeps the first ten entries, bounded, and counts the one it left out
+        assert (len(err.errors), err.errors_left_out) == (10, 1)
+        assert err.codes[:2] == ("invalid_request", "e0")
 
     def test_server_text_is_scrubbed(self):
         err = answer_error(401, None, text="bad token k3y")
@@ -84,3 +86,46 @@ def test_restated_keeps_class_and_details_whatever_the_constructor():
 def test_config_errors_are_value_errors_too():
     with pytest.raises(ValueError, match="x"):
         raise HelpCrunchConfigError("x")
+
+
+class TestEntriesKeptOnTheError:
+    def test_the_key_is_taken_out_of_the_entries_as_of_the_message(self):
+        body = {
+            "errors": [
+                {"code": "unauthorized", "message": "bad header: Bearer k3y"},
+                {"code": "k3y", "message": 'echo "k3y"'},
+            ]
+        }
+        err = answer_error(401, body)
+        assert "k3y" not in repr(err.errors)
+        assert err.errors == (
+            ErrorDetail("unauthorized", "bad header: Bearer ***"),
+            ErrorDetail("***", 'echo "***"'),
+        )
+        assert err.codes == ("unauthorized", "***")
+
+    def test_entries_are_bounded_in_number_and_size_and_say_how_many_were_left_out(self):
+        megabyte = "x" * 1_000_000  # one string, 20,000 times: as a parsed body holds nothing more
+        body = {"errors": [{"code": f"c{n}", "message": megabyte} for n in range(20_000)]}
+        err = answer_error(400, body)
+        assert len(err.errors) == 10
+        assert err.errors_left_out == 19_990
+        assert all(len(detail.message) < 300 for detail in err.errors)
+        assert err.errors[0].message.endswith("(1,000,000 characters in all)")
+        assert len(repr(err.errors)) < 5_000
+
+    def test_a_missing_chat_is_still_recognised_among_many_entries(self):
+        entries = [{"code": "invalid_request", "message": "m"}] * 50 + [{"code": "chat_not_found"}]
+        err = answer_error(404, {"errors": entries}, chat_id=7)
+        assert isinstance(err, HelpCrunchNotFoundError)
+
+    def test_non_text_fields_are_quoted_bounded(self):
+        err = answer_error(400, {"errors": [{"code": ["deep", ["er", ["still"]]], "message": 12}]})
+        assert err.errors[0].message == "12"
+        assert len(err.errors[0].code) < 100
+
+    def test_a_restated_error_keeps_the_bounded_entries(self):
+        body = {"errors": [{"code": "c", "message": "k3y"}] * 12}
+        err = answer_error(400, body).restated("Stopped at chat 1: ...")
+        assert (len(err.errors), err.errors_left_out) == (10, 2)
+        assert "k3y" not in repr(err.errors)

@@ -288,6 +288,25 @@ class TestTestConnection:
         assert not ok
         assert "https" in message
 
+    def test_an_undefined_connection_is_named_as_undefined(self, requests_mock):
+        # what a Python shell on Airflow 3 sees for a connection kept in the metadata DB
+        ok, message = HelpCrunchHook("helpcrunch_nowhere").test_connection()
+        assert not ok
+        assert "helpcrunch_nowhere" in message
+        assert "isn't defined" in message
+        assert requests_mock.call_count == 0
+
+    def test_a_connection_that_cannot_be_read_is_not_quoted(self, monkeypatch, requests_mock):
+        def unreadable(cls, conn_id):
+            raise ValueError(f"cannot parse helpcrunch://:{API_KEY}@api.helpcrunch.com for {conn_id}")
+
+        monkeypatch.setattr(HelpCrunchHook, "get_connection", classmethod(unreadable))
+        ok, message = HelpCrunchHook().test_connection()
+        assert not ok
+        assert API_KEY not in message
+        assert "ValueError while reading Airflow connection 'helpcrunch_default'" in message
+        assert requests_mock.call_count == 0
+
 
 class TestSecrecy:
     def test_key_in_no_error_and_no_log(self, make_hook, requests_mock, caplog):
@@ -480,7 +499,8 @@ class TestBoundedMessages:
         with pytest.raises(HelpCrunchAPIError, match="and 19,997 more error") as caught:
             hook.mark_chat_read(1)
         assert len(str(caught.value)) < 1000
-        assert len(caught.value.errors) == 20_000  # all kept for code that reads them
+        # the error keeps a bounded few for code that reads them, and says how many it left out
+        assert (len(caught.value.errors), caught.value.errors_left_out) == (10, 19_990)
 
     def test_a_non_json_body_is_cut(self, make_hook, requests_mock):
         hook = make_hook(max_retries=0)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any, ClassVar
 
 import pytest
@@ -496,6 +497,104 @@ class TestResume:
         result = op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
         assert marked_ids(requests_mock) == [3]
         assert (result["marked"], result["missing"]) == ([1, 3], [2])
+
+    def test_chats_skipped_by_an_earlier_try_are_judged_again_not_counted_as_marked(self, requests_mock):
+        # try 1: the dicts say chats 1-10 are read already (skipped); chat 30 stops the run
+        store = FakeStore()
+        ids = list(range(1, 41))
+
+        def answer(request, context):
+            if request.json()["id"] == 30:
+                context.status_code = 503
+                return {}
+            return chat(request.json()["id"])
+
+        requests_mock.put(AGENT_URL, json=answer)
+        first = [chat(i, readByAgent=i <= 10) for i in ids]
+        op = MarkChatReadOperator(task_id="m", chat_ids=first, max_in_flight=1, max_retries=0)
+        with pytest.raises(HelpCrunchAPIError, match="Stopped at chat 30"):
+            op.execute({"ti": FakeTI(), "task_state_store": store})
+        assert marked_ids(requests_mock) == list(range(11, 31))
+        requests_mock.reset_mock()
+        requests_mock.put(AGENT_URL, json=echo_chat)
+
+        # try 2: the same chats, but now the dicts say none of them is read
+        second = [chat(i, readByAgent=False) for i in ids]
+        op = MarkChatReadOperator(task_id="m", chat_ids=second, max_in_flight=1)
+        result = op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
+        assert marked_ids(requests_mock) == [*range(1, 11), *range(30, 41)]
+        assert (result["marked"], result["skipped"]) == (ids, [])
+
+    def test_a_chat_skipped_by_both_tries_stays_skipped(self, requests_mock):
+        store = FakeStore()
+        requests_mock.put(AGENT_URL, [{"json": chat(2)}, {"status_code": 503, "json": {}}])
+        chats = [chat(1, readByAgent=True), chat(2, readByAgent=False), chat(3, readByAgent=False)]
+        op = MarkChatReadOperator(task_id="m", chat_ids=chats, max_in_flight=1, max_retries=0)
+        with pytest.raises(HelpCrunchAPIError, match="Stopped at chat 3"):
+            op.execute({"ti": FakeTI(), "task_state_store": store})
+        requests_mock.reset_mock()
+        requests_mock.put(AGENT_URL, json=echo_chat)
+        op = MarkChatReadOperator(task_id="m", chat_ids=chats, max_in_flight=1)
+        result = op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
+        assert marked_ids(requests_mock) == [3]
+        assert (result["marked"], result["skipped"]) == ([2, 3], [1])
+
+    def test_a_chat_marked_by_an_earlier_try_is_reported_marked_though_its_dict_now_shows_it_read(
+        self, requests_mock
+    ):
+        store = FakeStore()
+        requests_mock.put(AGENT_URL, [{"json": chat(1)}, {"status_code": 503, "json": {}}])
+        op = MarkChatReadOperator(
+            task_id="m", chat_ids=[chat(1, readByAgent=False), 2], max_in_flight=1, max_retries=0
+        )
+        with pytest.raises(HelpCrunchAPIError):
+            op.execute({"ti": FakeTI(), "task_state_store": store})
+        requests_mock.reset_mock()
+        requests_mock.put(AGENT_URL, json=echo_chat)
+        op = MarkChatReadOperator(task_id="m", chat_ids=[chat(1, readByAgent=True), 2], max_in_flight=1)
+        result = op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
+        assert marked_ids(requests_mock) == [2]
+        assert (result["marked"], result["skipped"]) == ([1, 2], [])
+
+    @pytest.mark.parametrize(
+        "record",
+        [
+            {"format": 2, "fingerprint": "F", "runs": ["m3"]},
+            {"format": 2, "fingerprint": "F", "runs": None},
+            {"format": 2, "fingerprint": "F", "runs": "m3", "beyond": {}},
+            {"format": 1, "fingerprint": "F", "done_below": 1, "missing": [], "beyond": []},
+            {"format": 1, "fingerprint": "F", "done_below": 1, "missing": [], "beyond": None},
+            {"format": 1, "fingerprint": "F", "done_below": 1, "missing": [], "beyond": "m"},
+        ],
+    )
+    def test_a_damaged_record_starts_over_with_a_warning_and_marks_everything(
+        self, requests_mock, logs, record
+    ):
+        store = FakeStore()
+        op = MarkChatReadOperator(task_id="m", chat_ids=[1, 2, 3], max_in_flight=1)
+        from airflow_provider_helpcrunch.progress import PROGRESS_KEY, fingerprint
+
+        store.values[PROGRESS_KEY] = {**record, "fingerprint": fingerprint([1, 2, 3], "agent", True)}
+        requests_mock.put(AGENT_URL, json=echo_chat)
+        result = op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
+        assert marked_ids(requests_mock) == [1, 2, 3]
+        assert result["marked"] == [1, 2, 3]
+        assert "unreadable" in logs()
+
+
+class TestBooleanArguments:
+    @pytest.mark.parametrize("name", ["skip_unchanged", "resume", "read"])
+    @pytest.mark.parametrize("value", ["false", "True", 0, 1, "no", None, []])
+    def test_anything_but_a_bool_is_refused_when_the_operator_is_built(self, name, value):
+        with pytest.raises(
+            HelpCrunchConfigError, match=re.escape(f"{name} must be True or False, got {value!r}")
+        ):
+            MarkChatReadOperator(task_id="m", chat_ids=[1], **{name: value})
+
+    @pytest.mark.parametrize("value", [True, False])
+    def test_bools_are_taken(self, value):
+        op = MarkChatReadOperator(task_id="m", chat_ids=[1], skip_unchanged=value, resume=value)
+        assert (op.skip_unchanged, op.resume) == (value, value)
 
 
 class TestSearchUnreadBy:
