@@ -94,10 +94,14 @@ def provider_info_form() -> dict[str, Any]:
     }
 
 
+#: the JSON-schema type of each kind of extra, as the form (Airflow 3.2 and later) offers it.
+_SCHEMA_TYPES = {int: "integer", float: "number", str: "string"}
+
+
 def _schema(extra: ExtraField) -> dict[str, Any]:
     if extra.kind is str:
         return {"type": ["string", "null"]}
-    return {"type": ["integer", "null"], "minimum": extra.minimum, "default": extra.default}
+    return {"type": [_SCHEMA_TYPES[extra.kind], "null"], "minimum": extra.minimum, "default": extra.default}
 
 
 def ui_field_behaviour() -> dict[str, Any]:
@@ -106,7 +110,11 @@ def ui_field_behaviour() -> dict[str, Any]:
 
 
 def connection_form_widgets() -> dict[str, Any]:
-    """The form's extra fields as the hook method declares them (Airflow 2.11 to 3.1)."""
+    """
+    The form's extra fields as the hook method declares them (Airflow 2.11 to 3.1). These versions offer no
+    decimal field (only integer, string, password and boolean ones), so a fractional setting such as the
+    timeout is a text field that must hold a number.
+    """
     from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
     from flask_babel import lazy_gettext
     from wtforms import IntegerField, StringField
@@ -114,19 +122,43 @@ def connection_form_widgets() -> dict[str, Any]:
 
     widgets: dict[str, Any] = {}
     for extra in EXTRA_FIELDS:
+        label = lazy_gettext(extra.label)
         if extra.kind is str:
             widgets[extra.name] = StringField(
-                lazy_gettext(extra.label), description=extra.description, widget=BS3TextFieldWidget()
+                label, description=extra.description, widget=BS3TextFieldWidget()
+            )
+        elif extra.kind is float:
+            widgets[extra.name] = StringField(
+                label,
+                description=extra.description,
+                validators=[Optional(), _number_at_least(extra.minimum)],
+                widget=BS3TextFieldWidget(),
+                default=str(extra.default),
             )
         else:
             widgets[extra.name] = IntegerField(
-                lazy_gettext(extra.label),
+                label,
                 description=extra.description,
                 validators=[Optional(), NumberRange(min=extra.minimum)],
                 widget=BS3TextFieldWidget(),
                 default=extra.default,
             )
     return widgets
+
+
+def _number_at_least(minimum: int | None) -> Any:
+    """A form validator: the text is a number (fractions allowed) of at least ``minimum``."""
+    from wtforms.validators import ValidationError
+
+    def check(form: Any, field: Any) -> None:
+        try:
+            number = float(field.data)
+        except (TypeError, ValueError):
+            raise ValidationError(f"Expected a number, such as 2.5; got {short_repr(field.data)}") from None
+        if minimum is not None and not number >= minimum:
+            raise ValidationError(f"Expected a number of at least {minimum}; got {short_repr(field.data)}")
+
+    return check
 
 
 # ---------------------------------------------------------------------- settings
@@ -190,8 +222,17 @@ def is_loopback(hostname: str) -> bool:
         return False
 
 
+#: the port each scheme means when none is given: an explicit one is dropped from the canonical URL.
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
 def base_url(host: str | None, port: Any, where: str) -> str:
-    """Normalise the connection's host into the API base URL; only loopback may use plain http."""
+    """
+    The connection's host as the canonical API base URL: one spelling per account, from which the URLs
+    sent, the log lines and the shared window's Redis key are all derived. The scheme and host name are
+    lower-cased (an international name in its ASCII form), a port the scheme implies is dropped, and so is
+    a trailing slash. Only loopback hosts may use plain http.
+    """
     raw = (host or "").strip()
     if not raw:
         return DEFAULT_BASE_URL
@@ -209,8 +250,8 @@ def base_url(host: str | None, port: Any, where: str) -> str:
             "only the URL in the host."
         )
     scheme = parts.scheme.lower()
-    hostname = parts.hostname or ""
-    if scheme not in ("https", "http") or not hostname:
+    hostname = _ascii_hostname(parts.hostname or "")
+    if scheme not in DEFAULT_PORTS or not hostname:
         raise _config_error(
             f"{where} has an unusable host {short_repr(host)}: expected a URL such as {DEFAULT_BASE_URL}"
         )
@@ -225,15 +266,25 @@ def base_url(host: str | None, port: Any, where: str) -> str:
             f"{where} points at http://{hostname}: the API key is sent only over HTTPS. Use https:// "
             "(plain http is allowed for loopback hosts only: localhost, 127.0.0.0/8 and ::1)."
         )
-    netloc = parts.netloc
     if port and url_port is None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= 65535:
             raise _config_error(
                 f"{where} has an invalid port {short_repr(port)}: expected a number from 1 to 65535"
             )
-        netloc = f"{netloc}:{port}"
+        url_port = port
+    netloc = f"[{hostname}]" if ":" in hostname else hostname
+    if url_port is not None and url_port != DEFAULT_PORTS[scheme]:
+        netloc = f"{netloc}:{url_port}"
     path = parts.path.rstrip("/") or "/v1"
     return urlunsplit((scheme, netloc, path, "", ""))
+
+
+def _ascii_hostname(hostname: str) -> str:
+    """The host name lower-cased, an international one in its ASCII (IDNA) form; empty when unusable."""
+    try:
+        return hostname.encode("idna").decode("ascii").lower() if hostname else ""
+    except UnicodeError:
+        return ""
 
 
 def _setting(spec: ExtraField, argument: Any, extra: dict[str, Any], where: str) -> Any:

@@ -35,6 +35,31 @@ class TestConnection:
         set_connection(host=host)
         assert HelpCrunchHook().settings.base_url == expected
 
+    @pytest.mark.parametrize(
+        ("host", "port", "expected"),
+        [
+            ("http://LOCALHOST:8765/v1", None, "http://localhost:8765/v1"),
+            ("HTTP://localhost:8765/v1/", None, "http://localhost:8765/v1"),
+            ("https://API.HelpCrunch.com/v1", None, "https://api.helpcrunch.com/v1"),
+            ("https://api.helpcrunch.com:443/v1", None, "https://api.helpcrunch.com/v1"),
+            ("api.helpcrunch.com:443", None, "https://api.helpcrunch.com/v1"),
+            ("https://api.helpcrunch.com", 443, "https://api.helpcrunch.com/v1"),
+            ("http://localhost:80/v1", None, "http://localhost/v1"),
+            ("http://[::1]:80", None, "http://[::1]/v1"),
+            ("https://api.helpcrunch.com:8443/v1", None, "https://api.helpcrunch.com:8443/v1"),
+            ("https://bücher.example/v1", None, "https://xn--bcher-kva.example/v1"),
+        ],
+    )
+    def test_every_spelling_of_one_base_url_is_one_canonical_url(self, set_connection, host, port, expected):
+        set_connection(host=host, **({"port": port} if port else {}))
+        assert HelpCrunchHook().settings.base_url == expected
+
+    def test_the_canonical_url_is_the_one_requests_are_sent_to(self, set_connection, requests_mock):
+        set_connection(host="HTTPS://API.HELPCRUNCH.COM:443/v1/")
+        requests_mock.put(AGENT_URL, json=chat(1))
+        HelpCrunchHook().mark_chat_read(1)
+        assert requests_mock.last_request.url == AGENT_URL
+
     def test_port_field_is_used_when_the_host_has_none(self, set_connection):
         set_connection(host="http://127.0.0.1", port=8765)
         assert HelpCrunchHook().settings.base_url == "http://127.0.0.1:8765/v1"

@@ -64,11 +64,14 @@ def test_form_is_declared_the_same_both_ways():
     }
     assert behaviour["relabeling"]["password"] == "API key"
     assert behaviour["placeholders"]["host"] == "https://api.helpcrunch.com/v1"
-    numbers = {"requests_per_minute", "timeout", "max_retries"}
-    assert set(conn["conn-fields"]) == {*numbers, "redis_conn_id"}
-    for name, field in conn["conn-fields"].items():
-        assert field["label"]
-        assert field["schema"]["type"] == (["integer", "null"] if name in numbers else ["string", "null"])
+    types = {
+        "requests_per_minute": ["integer", "null"],
+        "timeout": ["number", "null"],  # the hook takes fractions of a second: so does the form
+        "max_retries": ["integer", "null"],
+        "redis_conn_id": ["string", "null"],
+    }
+    assert {name: field["schema"]["type"] for name, field in conn["conn-fields"].items()} == types
+    assert all(field["label"] for field in conn["conn-fields"].values())
     # the form accepts what the hook accepts: no retries at all is a valid choice
     assert conn["conn-fields"]["max_retries"]["schema"]["minimum"] == 0
     assert conn["conn-fields"]["requests_per_minute"]["schema"]["minimum"] == 1
@@ -90,6 +93,9 @@ def test_providers_manager_discovers_hook_and_form_without_warnings():
     assert hook.hook_name == "HelpCrunch"
     for name in ("requests_per_minute", "timeout", "max_retries", "redis_conn_id"):
         assert f"extra__helpcrunch__{name}" in widgets
+    timeout_field = widgets["extra__helpcrunch__timeout"].field
+    if not isinstance(timeout_field, dict):  # the Airflow 2.11-3.1 form takes 2.5 s too, as the hook does
+        assert_the_form_takes_a_fractional_timeout()
     assert behaviours["helpcrunch"]["relabeling"]["password"] == "API key"
     assert "login" in behaviours["helpcrunch"]["hidden_fields"]
     ours = [
@@ -170,3 +176,26 @@ def test_airflow_cli_lists_the_provider_and_hook_without_warnings():
         assert expected in completed.stdout
         warned = [line for line in completed.stderr.splitlines() if "helpcrunch" in line.lower()]
         assert warned == []
+
+
+def assert_the_form_takes_a_fractional_timeout():
+    """The 2.11-3.1 form's timeout field, bound to a form: 2.5 passes, text and 0.5 are refused by name."""
+    from flask import Flask
+    from werkzeug.datastructures import MultiDict
+    from wtforms import Form
+
+    class ConnectionForm(Form):
+        timeout = HelpCrunchHook.get_connection_form_widgets()["timeout"]
+
+    with Flask(__name__).test_request_context():
+        for value, error in (
+            ("2.5", None),
+            ("30", None),
+            ("", None),
+            ("soon", "'soon'"),
+            ("0.5", "at least 1"),
+        ):
+            form = ConnectionForm(formdata=MultiDict({"timeout": value}))  # as the browser posts it
+            assert form.validate() is (error is None), (value, form.errors)
+            if error is not None:
+                assert error in form.errors["timeout"][0]
