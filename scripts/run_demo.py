@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from airflow_provider_helpcrunch.rate_limit import rate_per_minute
 from airflow_provider_helpcrunch.testing.airflow_home import load_dagbag, use_airflow_home
+from airflow_provider_helpcrunch.testing.traffic import summarize
 from scripts.output_capture import output_to
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,12 +87,9 @@ def main() -> int:
     puts = [r for r in requests_seen if r.method == "PUT"]
     marked = [r.chat_id for r in puts if r.status == 200]
     missing = [r.chat_id for r in puts if r.status == 404]
-    throttled = sum(1 for r in requests_seen if r.status == 429)
+    traffic = summarize(requests_seen, limit=LIMIT)
     # the marking step's pace
-    rate = rate_per_minute(len(puts), puts[-1].time - puts[0].time) if puts else 0.0
-    # what the limit is about: the most requests the server saw in any 60 s
-    arrivals = [r.time for r in requests_seen]
-    busiest = max((sum(1 for t in arrivals if start <= t < start + 60) for start in arrivals), default=0)
+    rate = summarize(puts, limit=LIMIT).rate
 
     print()
     print("HelpCrunch cleanup demo")
@@ -103,12 +100,13 @@ def main() -> int:
     print(f"  marked read          {len(set(marked))} (the {left_out} read already were not sent: unread_by)")
     print(f"  missing (404)        {len(missing)}")
     print(f"  still unread         {len(not_read)}")
-    errors = sum(1 for r in requests_seen if r.status is None or r.status >= 400) - throttled - len(missing)
-    print(f"  HTTP requests        {len(requests_seen)} ({throttled} answered 429, {errors} other errors)")
+    errors = traffic.failed - len(missing)
+    throttled = traffic.throttled
+    print(f"  HTTP requests        {traffic.requests} ({throttled} answered 429, {errors} other errors)")
     print(
         f"  marking rate         {rate:.1f} requests/min against a limit of {LIMIT}/min ({rate / LIMIT:.0%})"
     )
-    print(f"  busiest 60 s         {busiest} requests (limit {LIMIT})")
+    print(f"  busiest 60 s         {traffic.busiest} requests (limit {LIMIT})")
     print(f"  elapsed              {time.monotonic() - started:.1f} s in all")
 
     if dag_run.state != "success":

@@ -6,6 +6,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_helpcrunch.testing.traffic import max_in_any_window
+
+__all__ = ["max_in_any_window"]  # re-exported: the tests' one count of requests per window
+
 REPO = Path(__file__).resolve().parent.parent
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="helpcrunch-airflow-home-"))
 API_KEY = "test-key-5f3c9a71e2"
@@ -21,17 +25,6 @@ def chat(chat_id: int, **fields: Any) -> dict[str, Any]:
 def errors(*codes: str) -> dict[str, Any]:
     """A HelpCrunch error body with these codes."""
     return {"errors": [{"code": code, "message": f"{code} message"} for code in codes]}
-
-
-def max_in_any_window(times: list[float], window: float) -> int:
-    """The most events in any half-open window [t, t + window)."""
-    ordered = sorted(times)
-    best, start = 0, 0
-    for end, moment in enumerate(ordered):
-        while ordered[start] <= moment - window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 class FakeClock:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import sys
 import threading
 import time
 
-from airflow_provider_helpcrunch.testing.server import DEFAULT_API_KEY, HelpCrunchStandIn
+from airflow_provider_helpcrunch.testing.server import DEFAULT_API_KEY, HelpCrunchStandIn, RequestRecord
+from airflow_provider_helpcrunch.testing.traffic import request_line, summarize
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +32,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--retry-after", action="store_true", help="send Retry-After with every 429")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before every answer")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no line per request (the summary is still printed at exit)"
+    )
     args = parser.parse_args(argv)
+    started = time.monotonic()
+    printing = threading.Lock()
+
+    def say(*lines: str) -> None:
+        with printing:
+            print(*lines, sep="\n", flush=True)
+
+    def on_request(record: RequestRecord) -> None:
+        if not args.quiet:
+            say(request_line(record, started))
 
     standin = HelpCrunchStandIn(
         chats=args.chats,
@@ -42,17 +57,40 @@ def main(argv: list[str] | None = None) -> int:
         latency=args.latency,
         host=args.host,
         port=args.port,
+        on_request=on_request,
     ).start()
-    stop = threading.Event()
+    limit = args.requests_per_minute or None
+
+    def summary() -> None:
+        say("Traffic so far:", *("  " + line for line in summarize(standin.requests, limit=limit).lines()))
+
+    stop, woken = threading.Event(), threading.Event()
+
+    def on_stop(*_: object) -> None:
+        stop.set()
+        woken.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    print(f"HelpCrunch stand-in serving {args.chats} chats at {standin.base_url}", flush=True)
-    print(f"export AIRFLOW_CONN_HELPCRUNCH_DEFAULT={shlex.quote(standin.connection_json())}", flush=True)
-    print("Press Ctrl+C to stop.", file=sys.stderr, flush=True)
+        signal.signal(signum, on_stop)
+    signal.signal(signal.SIGUSR1, lambda *_: woken.set())
+    say(
+        f"HelpCrunch stand-in serving {args.chats} chats at {standin.base_url}",
+        f"export AIRFLOW_CONN_HELPCRUNCH_DEFAULT={shlex.quote(standin.connection_json())}",
+    )
+    print(
+        f"A line per request follows; kill -USR1 {os.getpid()} prints the summary, Ctrl+C stops.",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
-        stop.wait()
+        while not stop.is_set():
+            woken.wait()
+            woken.clear()
+            if not stop.is_set():
+                summary()
     finally:
         standin.stop()
+        summary()
     return 0
 
 

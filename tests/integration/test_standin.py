@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import textwrap
@@ -303,6 +304,44 @@ def test_command_line_prints_the_connection_and_serves():
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_command_line_prints_a_line_per_request_and_the_summary_on_request_and_at_exit():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_helpcrunch.testing", "--chats", "3", "--api-key", API_KEY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        process.stdout.readline()
+        conn = json.loads(process.stdout.readline().split("=", 1)[1].strip().strip("'"))
+        headers = {"Authorization": f"Bearer {conn['password']}"}
+        chat_id = requests.get(f"{conn['host']}/chats", headers=headers, timeout=5).json()["data"][0]["id"]
+        requests.put(
+            f"{conn['host']}/chats/readByAgent",
+            json={"id": chat_id, "read": True},
+            headers=headers,
+            timeout=5,
+        )
+        requests.put(
+            f"{conn['host']}/chats/readByAgent", json={"id": 1, "read": True}, headers=headers, timeout=5
+        )
+        lines = [process.stdout.readline() for _ in range(3)]
+        assert "GET /v1/chats  -> 200" in lines[0]
+        assert f"PUT /v1/chats/readByAgent  chat {chat_id}  -> 200" in lines[1]
+        assert "PUT /v1/chats/readByAgent  chat 1  -> 404" in lines[2]
+        process.send_signal(signal.SIGUSR1)
+        asked = [process.stdout.readline() for _ in range(4)]
+        assert asked[0].startswith("Traffic so far:")
+        assert "requests       3 (0 answered 429, 1 other errors)" in asked[1]
+        assert "requests/min" in asked[2]
+        assert "busiest 60 s  3 requests (limit 120)" in asked[3]
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "requests       3 (0 answered 429, 1 other errors)" in out  # the summary again, at exit
 
 
 def test_fixture_works_from_a_users_own_test_file(tmp_path):
