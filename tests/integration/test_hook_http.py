@@ -116,6 +116,9 @@ class TestPacingOverHttp:
         print(
             f"\npacing, latency {latency}s: {rate:.2f} requests per 2 s window, {rate / 20:.1%} of the limit"
         )
+        # near the limit, not only under it: measured 99.9% (no latency) and 98.2% (50 ms); the margin is
+        # for a loaded 2-core machine
+        assert rate >= 0.9 * 20
 
 
 class TestConnectionOverHttp:

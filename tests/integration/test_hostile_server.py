@@ -92,7 +92,7 @@ class TestTheAttemptDeadline:
                 hook(max_retries=0).mark_chat_read(7)
             took = time.monotonic() - started
         print(f"\ntrickled body: the attempt ended after {took:.2f} s (timeout 1 s)")
-        assert took < 2.0  # the timeout and a second of slack, not the 24 s the trickle would take
+        assert took < 4.0  # the timeout and slack for a loaded machine, not the 24 s the trickle would take
 
     def test_trickled_headers_are_cut_off_too(self, point_at):
         def trickle(_):
@@ -105,7 +105,7 @@ class TestTheAttemptDeadline:
             started = time.monotonic()
             with pytest.raises(HelpCrunchConnectionError, match="Timeout"):
                 hook(max_retries=0).mark_chat_read(7)
-            assert time.monotonic() - started < 2.0
+            assert time.monotonic() - started < 4.0  # not the 9 s the trickle would take
 
     def test_a_timed_out_attempt_is_retried(self, point_at):
         answers = iter([[0.0, answer(200, CHAT)], [answer(200, CHAT)]])
@@ -145,12 +145,13 @@ class TestCutOffAndOversizedAnswers:
 
     def test_a_declared_length_over_the_cap_is_not_read(self, point_at):
         head = f"HTTP/1.1 200 OK\r\nContent-Length: {MAX_RESPONSE_BYTES + 1}\r\n\r\n".encode()
-        with ScriptedServer(lambda r: [head, 2.0]) as api:
-            point_at(f"{api.url}/v1")
+        # no body ever follows: a client that read on would wait out its 20 s timeout
+        with ScriptedServer(lambda r: [head, 30.0]) as api:
+            point_at(f"{api.url}/v1", timeout=20)
             started = time.monotonic()
             with pytest.raises(HelpCrunchAPIError, match="4,194,305 bytes"):
                 hook().mark_chat_read(7)
-            assert time.monotonic() - started < 1.5  # refused on the header, not after reading
+            assert time.monotonic() - started < 10  # refused on the header, not after reading
 
 
 class TestAuthFromTheEnvironment:
@@ -191,6 +192,7 @@ class TestStopAndOrder:
         standin = make_helpcrunch_standin(chats=20, api_key=API_KEY, requests_per_minute=None)
         ids = list(standin.chats)
         standin.inject(Fault(status=500), chat_id=ids[1], attempts=(1, 2))
+        before = standin.chats
         op = MarkChatReadOperator(
             task_id="mark", chat_ids=ids, max_in_flight=4, requests_per_minute=600, max_retries=1
         )
@@ -199,10 +201,16 @@ class TestStopAndOrder:
             op.execute({})
         log = standin.requests
         assert (log[-1].chat_id, log[-1].status) == (ids[1], 500)  # the stopping answer was the last
+        others = [i for i in ids if i != ids[1]]
         sent = [r.chat_id for r in log if r.chat_id != ids[1]]
-        assert sent == ids[: len(sent) + 1][: len(sent) + 1][: len(sent)] or sent == [
-            i for i in ids if i in sent
-        ]
+        # the others that left before the stop are the first of them in input order, each sent once and
+        # marked; those after them were never sent
+        assert 1 <= len(sent) < len(others)
+        assert sent == others[: len(sent)]
+        assert all(r.status == 200 for r in log if r.chat_id != ids[1])
+        after = standin.chats
+        assert all(after[i]["readByAgent"] for i in sent)
+        assert all(after[i] == before[i] for i in others[len(sent) :])
         assert f"{len(sent)} chat(s) were marked before the stop" in str(caught.value)
 
     def test_requests_leave_in_input_order(self, make_helpcrunch_standin):

@@ -163,4 +163,4 @@ class TestFirstComeFirstServed:
         for thread in threads:
             thread.join(timeout=5)
         assert results == [False, False, False]
-        assert time.monotonic() - started < 2  # woken, not left to sleep out the window
+        assert time.monotonic() - started < 10  # woken, not left to sleep out the 60 s window
