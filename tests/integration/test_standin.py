@@ -283,19 +283,24 @@ class TestData:
         assert [r.number for r in standin.requests] == sorted(r.number for r in standin.requests)
 
 
-def test_command_line_prints_the_connection_and_serves():
+def start_command_line() -> tuple[subprocess.Popen, str, dict]:
+    """The stand-in's command line with 3 chats: the process, its banner and its connection."""
     process = subprocess.Popen(
         [sys.executable, "-m", "airflow_provider_helpcrunch.testing", "--chats", "3", "--api-key", API_KEY],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    banner = process.stdout.readline()
+    export = process.stdout.readline()
+    assert export.startswith("export AIRFLOW_CONN_HELPCRUNCH_DEFAULT="), export
+    return process, banner, json.loads(export.split("=", 1)[1].strip().strip("'"))
+
+
+def test_command_line_prints_the_connection_and_serves():
+    process, banner, conn = start_command_line()
     try:
-        banner = process.stdout.readline()
-        export = process.stdout.readline()
         assert "serving 3 chats" in banner
-        assert export.startswith("export AIRFLOW_CONN_HELPCRUNCH_DEFAULT=")
-        conn = json.loads(export.split("=", 1)[1].strip().strip("'"))
         assert conn["conn_type"] == "helpcrunch"
         response = requests.get(
             f"{conn['host']}/chats", headers={"Authorization": f"Bearer {conn['password']}"}, timeout=5
@@ -307,26 +312,13 @@ def test_command_line_prints_the_connection_and_serves():
 
 
 def test_command_line_prints_a_line_per_request_and_the_summary_on_request_and_at_exit():
-    process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_helpcrunch.testing", "--chats", "3", "--api-key", API_KEY],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process, _, conn = start_command_line()
     try:
-        process.stdout.readline()
-        conn = json.loads(process.stdout.readline().split("=", 1)[1].strip().strip("'"))
         headers = {"Authorization": f"Bearer {conn['password']}"}
         chat_id = requests.get(f"{conn['host']}/chats", headers=headers, timeout=5).json()["data"][0]["id"]
-        requests.put(
-            f"{conn['host']}/chats/readByAgent",
-            json={"id": chat_id, "read": True},
-            headers=headers,
-            timeout=5,
-        )
-        requests.put(
-            f"{conn['host']}/chats/readByAgent", json={"id": 1, "read": True}, headers=headers, timeout=5
-        )
+        for marked in (chat_id, 1):
+            body = {"id": marked, "read": True}
+            requests.put(f"{conn['host']}/chats/readByAgent", json=body, headers=headers, timeout=5)
         lines = [process.stdout.readline() for _ in range(3)]
         assert "GET /v1/chats  -> 200" in lines[0]
         assert f"PUT /v1/chats/readByAgent  chat {chat_id}  -> 200" in lines[1]
