@@ -105,8 +105,7 @@ class TestPacingOverHttp:
         standin = make_helpcrunch_standin(
             chats=60, api_key=API_KEY, requests_per_minute=20, window=2.0, latency=latency
         )
-        hook = HelpCrunchHook(requests_per_minute=20)
-        hook.rate_limit_window = 2.0
+        hook = HelpCrunchHook(requests_per_minute=20, rate_limit_window=2.0)
         for chat_id in standin.chats:
             hook.mark_chat_read(chat_id)
         arrivals = [r.time for r in standin.requests]
@@ -165,9 +164,12 @@ class TestOperatorOverHttp:
         standin.inject(Fault(drop=True), chat_id=ids[7])
         standin.inject(Fault(status=429, retry_after=1), chat_id=ids[11])
         op = MarkChatReadOperator(
-            task_id="mark", chat_ids=[*ids, 1, 2], on_missing="skip", requests_per_minute=6000
+            task_id="mark",
+            chat_ids=[*ids, 1, 2],
+            on_missing="skip",
+            requests_per_minute=6000,
+            hook_params={"retry_backoff": 0.05},
         )
-        op.hook.retry_backoff = 0.05
         caplog.set_level(logging.DEBUG)
         result = op.execute({})
         assert result["marked"] == ids

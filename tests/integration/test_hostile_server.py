@@ -6,12 +6,13 @@ import time
 
 import pytest
 
+from airflow_provider_helpcrunch.client import MAX_RESPONSE_BYTES
 from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchAPIError,
     HelpCrunchAuthError,
     HelpCrunchConnectionError,
 )
-from airflow_provider_helpcrunch.hooks.helpcrunch import MAX_RESPONSE_BYTES, HelpCrunchHook
+from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
 from airflow_provider_helpcrunch.operators.helpcrunch import MarkChatReadOperator
 from airflow_provider_helpcrunch.testing import Fault
 from tests.helpers import API_KEY
@@ -194,9 +195,13 @@ class TestStopAndOrder:
         standin.inject(Fault(status=500), chat_id=ids[1], attempts=(1, 2))
         before = standin.chats
         op = MarkChatReadOperator(
-            task_id="mark", chat_ids=ids, max_in_flight=4, requests_per_minute=600, max_retries=1
+            task_id="mark",
+            chat_ids=ids,
+            max_in_flight=4,
+            requests_per_minute=600,
+            max_retries=1,
+            hook_params={"retry_backoff": 0.05},
         )
-        op.hook.retry_backoff = 0.05
         with pytest.raises(HelpCrunchAPIError, match=f"Stopped at chat {ids[1]}") as caught:
             op.execute({})
         log = standin.requests

@@ -86,8 +86,9 @@ class TestWindowRules:
 WORKER = """
 import json, os, sys
 from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
-hook = HelpCrunchHook(requests_per_minute=LIMIT, redis_conn_id="redis_pacer", retry_backoff=0.05)
-hook.rate_limit_window = WINDOW
+hook = HelpCrunchHook(
+    requests_per_minute=LIMIT, redis_conn_id="redis_pacer", retry_backoff=0.05, rate_limit_window=WINDOW
+)
 for chat_id in json.loads(sys.argv[1]):
     hook.mark_chat_read(chat_id)
 print("done", flush=True)

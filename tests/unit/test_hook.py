@@ -213,7 +213,7 @@ class TestRetries:
 
     def test_backoff_is_capped(self, make_hook):
         hook = make_hook(retry_backoff=1.0, retry_backoff_max=10)
-        assert all(hook._backoff(n) <= 10 for n in range(1, 20))
+        assert all(hook.client._backoff(n) <= 10 for n in range(1, 20))
 
     def test_5xx_after_every_retry(self, make_hook, requests_mock):
         hook = make_hook(max_retries=3)
@@ -510,7 +510,7 @@ class TestBoundedMessages:
         assert len(str(caught.value)) < 1000
 
     def test_a_body_over_the_cap_is_not_read(self, hook, requests_mock):
-        from airflow_provider_helpcrunch.hooks.helpcrunch import MAX_RESPONSE_BYTES
+        from airflow_provider_helpcrunch.client import MAX_RESPONSE_BYTES
 
         requests_mock.put(AGENT_URL, content=b" " * (MAX_RESPONSE_BYTES + 1))
         with pytest.raises(HelpCrunchAPIError, match=r"was not read.*4,194,304"):
@@ -638,3 +638,153 @@ class TestUnreadBy:
         requests_mock.get(f"{BASE}/chats", json={"data": [chat(1), entry]})
         with pytest.raises(HelpCrunchAPIError, match="not a chat with an id"):
             list(hook.list_chats())
+
+
+class TestChatWrites:
+    """PUT /chats/status, /assignee, /department and /snooze: checked first, counted only when shown."""
+
+    @pytest.mark.parametrize(
+        ("call", "path", "sent", "answer"),
+        [
+            (lambda h: h.set_chat_status(7, "closed"), "status", {"status": "closed"}, {"status": "closed"}),
+            (
+                lambda h: h.set_chat_status(7, "onhold"),
+                "status",
+                {"status": "on hold"},
+                {"status": "on hold"},
+            ),
+            (
+                lambda h: h.set_chat_assignee(7, 12),
+                "assignee",
+                {"assignee": 12},
+                {"assignee": {"id": 12, "name": "Marc"}},
+            ),
+            (lambda h: h.set_chat_assignee(7, None), "assignee", {"assignee": None}, {"assignee": None}),
+            (
+                lambda h: h.set_chat_department(7, "2"),
+                "department",
+                {"department": 2},
+                {"department": {"id": 2, "name": "Billing"}},
+            ),
+            (
+                lambda h: h.snooze_chat(7, 1_764_000_000),
+                "snooze",
+                {"snoozedUntil": "1764000000"},
+                {"snoozedUntil": "1764000000.000"},
+            ),
+            (lambda h: h.snooze_chat(7, None), "snooze", {"snoozedUntil": None}, {"snoozedUntil": None}),
+        ],
+    )
+    def test_what_is_sent_and_what_counts_as_done(self, hook, requests_mock, call, path, sent, answer):
+        requests_mock.put(f"{BASE}/chats/{path}", json=chat(7, **answer))
+        assert call(hook)["id"] == 7
+        assert requests_mock.last_request.json() == {"id": 7, **sent}
+        assert requests_mock.last_request.headers["Authorization"] == f"Bearer {API_KEY}"
+
+    @pytest.mark.parametrize(
+        ("call", "path", "answer", "said"),
+        [
+            (lambda h: h.set_chat_status(7, "closed"), "status", {"status": "opened"}, "status='opened'"),
+            (lambda h: h.set_chat_status(7, "closed"), "status", {}, "no 'status' field"),
+            (lambda h: h.set_chat_assignee(7, 12), "assignee", {"assignee": {"id": 13}}, "not agent 12"),
+            (lambda h: h.set_chat_assignee(7, None), "assignee", {"assignee": {"id": 13}}, "not no assignee"),
+            (lambda h: h.set_chat_department(7, 2), "department", {"department": None}, "not department 2"),
+            (lambda h: h.snooze_chat(7, 1_764_000_000), "snooze", {"snoozedUntil": None}, "snoozed until"),
+        ],
+    )
+    def test_a_200_that_does_not_show_the_change_is_not_done(
+        self, hook, requests_mock, call, path, answer, said
+    ):
+        body = {"id": 7, "readByAgent": True, **answer}
+        if path == "status" and not answer:
+            body.pop("status", None)
+        requests_mock.put(f"{BASE}/chats/{path}", json=body)
+        with pytest.raises(HelpCrunchAPIError, match="with 200, but the chat it returned has") as caught:
+            call(hook)
+        assert said in str(caught.value)
+
+    def test_a_200_for_another_chat_is_not_done(self, hook, requests_mock):
+        requests_mock.put(f"{BASE}/chats/status", json=chat(8, status="closed"))
+        with pytest.raises(HelpCrunchAPIError, match="for chat 7 with chat 8"):
+            hook.set_chat_status(7, "closed")
+
+    @pytest.mark.parametrize(
+        ("call", "message"),
+        [
+            (lambda h: h.set_chat_status(7, "finished"), "status must be one of"),
+            (lambda h: h.set_chat_status(0, "closed"), "chat_id must be"),
+            (lambda h: h.set_chat_assignee(7, "Marc"), "assignee must be a positive integer ID, got 'Marc'"),
+            (lambda h: h.set_chat_department(7, None), "department must be a positive integer ID, got None"),
+            (lambda h: h.snooze_chat(7, "tomorrow"), "snoozed_until"),
+        ],
+    )
+    def test_a_bad_value_is_refused_before_anything_is_sent(self, hook, requests_mock, call, message):
+        with pytest.raises(HelpCrunchConfigError, match=message):
+            call(hook)
+        assert requests_mock.call_count == 0
+
+    def test_missing_chat_is_not_found(self, hook, requests_mock):
+        requests_mock.get(f"{BASE}/chats?limit=1", json={"data": [], "meta": {"total": 0}})
+        requests_mock.put(f"{BASE}/chats/status", status_code=404, json=errors("chat_not_found"))
+        with pytest.raises(HelpCrunchNotFoundError):
+            hook.set_chat_status(7, "closed")
+
+    def test_a_refused_value_is_an_api_error_naming_helpcrunchs_code(self, hook, requests_mock):
+        requests_mock.put(
+            f"{BASE}/chats/assignee",
+            status_code=400,
+            json={"errors": [{"code": "invalid_chat_value", "message": "assignee value is invalid"}]},
+        )
+        with pytest.raises(
+            HelpCrunchAPIError, match="invalid_chat_value: assignee value is invalid"
+        ) as caught:
+            hook.set_chat_assignee(7, 99)
+        assert caught.value.codes == ("invalid_chat_value",)
+        assert requests_mock.call_count == 1  # a 400 is not repeated
+
+    def test_on_hold_falls_back_to_the_older_spelling_once_and_keeps_to_it(self, hook, requests_mock):
+        def answer(request, context):
+            status = request.json()["status"]
+            if status == "on hold":
+                context.status_code = 400
+                return {"errors": [{"code": "invalid_chat_value", "message": "status value is invalid"}]}
+            return chat(request.json()["id"], status="onhold")
+
+        requests_mock.put(f"{BASE}/chats/status", json=answer)
+        hook.set_chat_status(7, "on hold")
+        hook.set_chat_status(8, "on-hold")
+        sent = [r.json()["status"] for r in requests_mock.request_history]
+        assert sent == ["on hold", "on-hold", "on-hold"]  # the second chat goes straight to what worked
+
+    def test_on_hold_refused_in_both_spellings_is_the_error(self, hook, requests_mock):
+        requests_mock.put(
+            f"{BASE}/chats/status",
+            status_code=400,
+            json={"errors": [{"code": "invalid_chat_value", "message": "status value is invalid"}]},
+        )
+        with pytest.raises(HelpCrunchAPIError, match="invalid_chat_value"):
+            hook.set_chat_status(7, "on hold")
+        assert [r.json()["status"] for r in requests_mock.request_history] == ["on hold", "on-hold"]
+
+    def test_another_status_refused_is_not_retried(self, hook, requests_mock):
+        requests_mock.put(
+            f"{BASE}/chats/status",
+            status_code=400,
+            json={"errors": [{"code": "invalid_chat_value", "message": "status value is invalid"}]},
+        )
+        with pytest.raises(HelpCrunchAPIError):
+            hook.set_chat_status(7, "pending")
+        assert requests_mock.call_count == 1
+
+    def test_writes_are_paced_and_waited_out_like_marking(self, hook, clock, requests_mock):
+        requests_mock.put(
+            f"{BASE}/chats/snooze",
+            [
+                {"status_code": 429, "json": errors("too_many_requests"), "headers": {"Retry-After": "3"}},
+                {"status_code": 503, "json": {}},
+                {"json": chat(7, snoozedUntil="1764000000.000")},
+            ],
+        )
+        hook.snooze_chat(7, 1_764_000_000)
+        assert requests_mock.call_count == 3
+        assert 3.0 in clock.backoffs
