@@ -7,10 +7,13 @@ import json
 import numbers
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_helpcrunch.exceptions import InvalidChatIdsError
 from airflow_provider_helpcrunch.validation import chat_id_problem, is_ascii_digits
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["ChatIds", "InvalidChatIdsError", "normalize_chat_ids"]
 
@@ -27,16 +30,16 @@ class ChatIds:
     Use :func:`normalize_chat_ids`, which raises on any invalid item.
     """
 
-    __slots__ = ("_seen", "_state", "invalid", "nulls", "received", "unchanged")
+    __slots__ = ("_is_unchanged", "_seen", "invalid", "nulls", "received", "unchanged")
 
-    def __init__(self, state: tuple[str, bool] | None = None) -> None:
+    def __init__(self, is_unchanged: Callable[[Mapping[str, Any]], bool] | None = None) -> None:
         self._seen: dict[int, None] = {}
-        self._state = state
+        self._is_unchanged = is_unchanged
         self.invalid: list[tuple[str, Any, str]] = []
         self.nulls = 0
         self.received = 0
-        #: with ``state=(field, value)``: the chats every occurrence of which is a chat dict whose ``field``
-        #: is ``value`` (a plain ID, or a dict without the field, is always left out).
+        #: with ``is_unchanged``: the chats every occurrence of which is a chat dict it holds unchanged
+        #: (a plain ID is always left out).
         self.unchanged: set[int] = set()
 
     @property
@@ -74,7 +77,7 @@ class ChatIds:
             elif kind is str and is_ascii_digits(item):
                 chat_id = int(item)
             if chat_id is not None and chat_id_problem(chat_id) is None:
-                if self._state is None:
+                if self._is_unchanged is None:
                     self.received += 1
                     seen[chat_id] = None
                 else:
@@ -87,10 +90,9 @@ class ChatIds:
         self.received += 1
         first = chat_id not in self._seen
         self._seen[chat_id] = None
-        if self._state is None:
+        if self._is_unchanged is None:
             return
-        field, value = self._state
-        if chat is not None and chat.get(field) is value:
+        if chat is not None and self._is_unchanged(chat):
             if first:
                 self.unchanged.add(chat_id)
         else:
@@ -111,7 +113,10 @@ class ChatIds:
         elif isinstance(item, str):
             self._add_text(item, position, top_level=False, depth=depth, chat=chat)
         elif isinstance(item, Mapping):
-            if "id" not in item:
+            done_key = _write_result_key(item)
+            if done_key is not None:  # an upstream write's output: the chats it left as asked
+                self._add_items([item[done_key], item["skipped"]], f"{position}[{done_key!r}]", depth)
+            elif "id" not in item:
                 self._reject(position, item, "dict without 'id'")
             else:
                 chat_id = item["id"]
@@ -164,6 +169,18 @@ class ChatIds:
         self.invalid.append((position, value, reason))
 
 
+#: the list of chats an upstream write operator's output holds: MarkChatReadOperator's, the others'.
+_WRITE_RESULT_KEYS = ("marked", "updated")
+
+
+def _write_result_key(item: Mapping[str, Any]) -> str | None:
+    """The key of the chats written, when ``item`` is a write operator's output (and not a chat)."""
+    if "id" in item or not isinstance(item.get("skipped"), list) or "requested" not in item:
+        return None
+    found = [key for key in _WRITE_RESULT_KEYS if isinstance(item.get(key), list)]
+    return found[0] if len(found) == 1 else None
+
+
 _UNPARSED = object()
 _TOO_DEEP_TEXT = object()
 
@@ -184,20 +201,23 @@ def _parse_literal(text: str) -> Any:
         return _UNPARSED
 
 
-def normalize_chat_ids(*values: Any, state: tuple[str, bool] | None = None) -> ChatIds:
+def normalize_chat_ids(
+    *values: Any, is_unchanged: Callable[[Mapping[str, Any]], bool] | None = None
+) -> ChatIds:
     """
     Collect chat IDs from XCom values of any supported shape.
 
-    Accepted: ints from 1 to 2**63 - 1; strings of ASCII digits; chat dicts with an ``"id"``; lists, tuples
-    and lazy sequences of those, nested up to :data:`MAX_NESTING` deep (results of mapped tasks); and
-    strings holding a JSON or Python list, or IDs separated by commas or spaces (what a Jinja template
-    renders to). Duplicates are kept once, in first-seen order; ``None`` values add nothing.
+    Accepted: ints from 1 to 2**63 - 1; strings of ASCII digits; chat dicts with an ``"id"``; the output of
+    a write operator (its ``"marked"`` or ``"updated"`` chats and its ``"skipped"`` ones: those it left as
+    asked); lists, tuples and lazy sequences of those, nested up to :data:`MAX_NESTING` deep (results of
+    mapped tasks); and strings holding a JSON or Python list, or IDs separated by commas or spaces (what a
+    Jinja template renders to). Duplicates are kept once, in first-seen order; ``None`` values add nothing.
 
-    :param state: ``(field, value)``, e.g. ``("readByAgent", True)``: collect in ``unchanged`` the chats
-        that every occurrence shows in that state already.
+    :param is_unchanged: whether a chat dict is already as a write wants it (e.g. ``readByAgent`` true):
+        collect in ``unchanged`` the chats every occurrence of which is such a dict.
     :raises InvalidChatIdsError: naming every invalid item and its position, before anything is sent.
     """
-    collected = ChatIds(state)
+    collected = ChatIds(is_unchanged)
     for index, value in enumerate(values):
         collected.add_value(value, f"source {index}: " if len(values) > 1 else "")
     if collected.invalid:

@@ -1,6 +1,7 @@
 """
-How far ``MarkChatReadOperator`` got, kept in Airflow's task state store (3.3 and later) so that a retry of
-the same task instance resumes where the earlier try stopped. Clearing the task discards the store.
+How far a run of per-chat writes got (``MarkChatReadOperator`` and the other write operators), kept in
+Airflow's task state store (3.3 and later) so that a retry of the same task instance resumes where the
+earlier try stopped. Clearing the task discards the store.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-#: what became of a chat.
-MARKED, MISSING, SKIPPED = "marked", "missing", "skipped"
-PROGRESS_KEY = "helpcrunch_mark_progress"
+#: what became of a chat: HelpCrunch confirmed the write (``DONE``), did not know the chat, or it was
+#: skipped as already as wanted.
+DONE, MISSING, SKIPPED = "done", "missing", "skipped"
+#: the record's key in the task state store, per kind of write (``MarkChatReadOperator``'s is "mark").
+PROGRESS_KEY = "helpcrunch_{}_progress"
 #: format 1 (up to 0.x) counted chats skipped as unchanged among the done; it is not read.
 RECORD_FORMAT = 2
 #: the largest record kept; Airflow warns past 64 KB.
 MAX_RECORD_BYTES = 60_000
-#: the record's runs: "m" marked, "x" missing (404), "." nothing confirmed (not sent, or skipped).
-_CODES = {MARKED: "m", MISSING: "x"}
+#: the record's runs: "m" done (marked), "x" missing (404), "." nothing confirmed (not sent, or skipped).
+_CODES = {DONE: "m", MISSING: "x"}
 _NOTHING = "."
 _OUTCOMES = {code: outcome for outcome, code in _CODES.items()}
 _RUNS = re.compile(r"(?:[mx.][1-9][0-9]{0,8})*")
@@ -44,13 +47,13 @@ class Log(Protocol):
     def warning(self, msg: Any, /, *args: Any, **kwargs: Any) -> Any: ...
 
 
-def fingerprint(chat_ids: Sequence[int], by: str, read: bool) -> str:
-    """Identifies the input: the chats, in order, and what is asked of them."""
-    digest = hashlib.sha256(json.dumps([by, read, list(chat_ids)], separators=(",", ":")).encode())
+def fingerprint(chat_ids: Sequence[int], *asked: Any) -> str:
+    """Identifies the input: the chats, in order, and what is asked of them (e.g. ``"agent", True``)."""
+    digest = hashlib.sha256(json.dumps([*asked, list(chat_ids)], separators=(",", ":")).encode())
     return digest.hexdigest()[:32]
 
 
-class MarkProgress:
+class ChatProgress:
     """
     One compact record per task instance: the input's fingerprint and, position by position in the input,
     what HelpCrunch confirmed for each chat, as runs (``"m40x1m9.3m2"``: 40 marked, 1 missing, 9 marked, 3
@@ -58,22 +61,25 @@ class MarkProgress:
     is not, so a retry judges it again on its own input.
 
     :param store: the task state store.
+    :param name: the kind of write (``"mark"``, ``"status"``...): the record's key.
     :param chat_ids: the input, in order.
-    :param by: ``"agent"`` or ``"customer"``.
-    :param read: what is asked.
+    :param asked: what is asked of every chat (for marking: ``by``, ``read``), part of the fingerprint.
     :param log: where to say what was resumed or why not.
     """
 
-    def __init__(self, store: StateStore, chat_ids: Sequence[int], by: str, read: bool, log: Log) -> None:
+    def __init__(
+        self, store: StateStore, name: str, chat_ids: Sequence[int], asked: Sequence[Any], log: Log
+    ) -> None:
         self._store = store
+        self.key = PROGRESS_KEY.format(name)
         self._chat_ids = chat_ids
         self._log = log
-        self.fingerprint = fingerprint(chat_ids, by, read)
+        self.fingerprint = fingerprint(chat_ids, *asked)
         self._too_large_said = False
 
     def load(self) -> dict[int, str]:
-        """What earlier tries had confirmed (chat -> ``marked`` or ``missing``); empty to start over."""
-        record = self._store.get(PROGRESS_KEY)
+        """What earlier tries had confirmed (chat -> ``done`` or ``missing``); empty to start over."""
+        record = self._store.get(self.key)
         if record is None:
             return {}
         if isinstance(record, dict) and record.get("format") == RECORD_FORMAT:
@@ -117,7 +123,7 @@ class MarkProgress:
     def save(self, outcomes: Mapping[int, str]) -> None:
         """
         Write the record for ``outcomes`` (every chat with an outcome so far, this try's and earlier ones');
-        only ``marked`` and ``missing`` are kept.
+        only ``done`` and ``missing`` are kept.
         """
         codes = (_CODES.get(outcomes.get(chat_id, ""), _NOTHING) for chat_id in self._chat_ids)
         runs = [(code, sum(1 for _ in group)) for code, group in itertools.groupby(codes)]
@@ -139,4 +145,4 @@ class MarkProgress:
                     len(runs),
                 )
             return
-        self._store.set(PROGRESS_KEY, record)
+        self._store.set(self.key, record)

@@ -1,29 +1,27 @@
-"""Operators for HelpCrunch."""
+"""Operators for HelpCrunch: find chats, and write to each of them (read, status, assignee, snooze)."""
 
 from __future__ import annotations
 
-import itertools
-import threading
-import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_helpcrunch.chat_ids import normalize_chat_ids
-from airflow_provider_helpcrunch.exceptions import (
-    HelpCrunchCancelledError,
-    HelpCrunchConfigError,
-    HelpCrunchError,
-    HelpCrunchNotFoundError,
+from airflow_provider_helpcrunch.chat_values import (
+    ASSIGNEE_FIELD,
+    DEPARTMENT_FIELD,
+    check_id,
+    check_snooze,
+    check_status,
+    shows_reference,
+    shows_snooze,
+    shows_status,
 )
+from airflow_provider_helpcrunch.chat_writes import ON_MISSING_CHOICES, ChatWrite, ChatWriteEngine, Tally
+from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
 from airflow_provider_helpcrunch.hooks.helpcrunch import MAX_CONNECTIONS, HelpCrunchHook, unread_filter
-from airflow_provider_helpcrunch.progress import MARKED, MISSING, SKIPPED, MarkProgress
-from airflow_provider_helpcrunch.rate_limit import rate_per_minute
 from airflow_provider_helpcrunch.validation import (
     READ_FIELDS,
-    ReadBy,
     check_bool,
     check_by,
     check_int,
@@ -38,17 +36,7 @@ if TYPE_CHECKING:
 
     from airflow.providers.common.compat.sdk import Context
 
-ON_MISSING_CHOICES = ("fail", "skip")
-#: seconds between two writes of the progress record (never one per request).
-PROGRESS_SAVE_INTERVAL = 5.0
 MAX_IN_FLIGHT = MAX_CONNECTIONS
-_MAX_IDS_IN_MESSAGE = 50
-
-
-def _id_list(ids: Sequence[int]) -> str:
-    shown = ", ".join(str(i) for i in ids[:_MAX_IDS_IN_MESSAGE])
-    more = f", ... ({len(ids) - _MAX_IDS_IN_MESSAGE} more)" if len(ids) > _MAX_IDS_IN_MESSAGE else ""
-    return f"[{shown}{more}]"
 
 
 class BaseHelpCrunchOperator(BaseOperator):
@@ -61,6 +49,8 @@ class BaseHelpCrunchOperator(BaseOperator):
     :param max_retries: overrides the connection's retries per request.
     :param redis_conn_id: overrides the connection's Redis connection, through which every task that uses the
         account shares one request window.
+    :param hook_params: further keyword arguments of :class:`HelpCrunchHook` (``retry_backoff``,
+        ``retry_backoff_max``, ``rate_limit_wait``...), as ``HttpOperator`` takes them.
     """
 
     ui_color = "#d9e8ff"
@@ -74,6 +64,7 @@ class BaseHelpCrunchOperator(BaseOperator):
         timeout: float | None = None,
         max_retries: int | None = None,
         redis_conn_id: str | None = None,
+        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -82,6 +73,9 @@ class BaseHelpCrunchOperator(BaseOperator):
         self.timeout = timeout
         self.max_retries = max_retries
         self.redis_conn_id = redis_conn_id
+        if hook_params is not None and not isinstance(hook_params, dict):
+            raise HelpCrunchConfigError(f"hook_params must be a dict, got {hook_params!r}")
+        self.hook_params = dict(hook_params or {})
 
     @cached_property
     def hook(self) -> HelpCrunchHook:
@@ -91,10 +85,99 @@ class BaseHelpCrunchOperator(BaseOperator):
             timeout=self.timeout,
             max_retries=self.max_retries,
             redis_conn_id=self.redis_conn_id,
+            **self.hook_params,
         )
 
 
-class MarkChatReadOperator(BaseHelpCrunchOperator):
+class BaseChatWriteOperator(BaseHelpCrunchOperator):
+    """
+    What every per-chat write operator shares: the chats it takes from XCom, and the engine that writes them
+    (:mod:`airflow_provider_helpcrunch.chat_writes`). A subclass says what one chat's write is
+    (:meth:`chat_write`) and what it returns (:meth:`result`).
+
+    :param chat_ids: the chats (templated): ints, numeric strings, chat dicts with an ``"id"``, or lists of
+        those nested up to 100 deep, from XCom or a Jinja string. ``None`` or empty writes nothing and
+        succeeds.
+    :param on_missing: ``"fail"`` (default) fails the task at the end if any chat was not found;
+        ``"skip"`` logs a warning and succeeds.
+    :param xcom_task_ids: task ID(s) to pull chat IDs from, added to ``chat_ids`` (templated).
+    :param xcom_key: the XCom key to pull with ``xcom_task_ids`` (templated).
+    :param max_in_flight: chats under way at once (1 to 32). The pace stays at ``requests_per_minute``
+        either way; more in flight keeps it there when HelpCrunch is slow to answer.
+    :param progress_interval: seconds between two progress lines in the task log.
+    :param skip_unchanged: skip chat dicts that already show what is asked (default ``True``); plain IDs
+        are always sent.
+    :param resume: on Airflow 3.3 and later, let a retry skip what earlier tries of this task instance did
+        (default ``True``); ``False`` always starts over.
+    """
+
+    template_fields: Sequence[str] = ("chat_ids", "xcom_task_ids", "xcom_key")
+
+    def __init__(
+        self,
+        *,
+        chat_ids: Any = None,
+        on_missing: str = "fail",
+        xcom_task_ids: str | list[str] | None = None,
+        xcom_key: str = "return_value",
+        max_in_flight: int = 4,
+        progress_interval: float = 10.0,
+        skip_unchanged: bool = True,
+        resume: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_missing not in ON_MISSING_CHOICES:
+            raise HelpCrunchConfigError(f"on_missing must be 'fail' or 'skip', got {on_missing!r}")
+        check_bool(skip_unchanged, "skip_unchanged")
+        check_bool(resume, "resume")
+        check_int(max_in_flight, "max_in_flight", maximum=MAX_IN_FLIGHT)
+        self.chat_ids = chat_ids
+        self.on_missing = on_missing
+        self.xcom_task_ids = xcom_task_ids
+        self.xcom_key = xcom_key
+        self.max_in_flight = max_in_flight
+        self.progress_interval = progress_interval
+        self.skip_unchanged = skip_unchanged
+        self.resume = resume
+
+    def chat_write(self) -> ChatWrite:
+        """The write of one chat, from the rendered arguments (checked here, before anything is sent)."""
+        raise NotImplementedError
+
+    def result(self, tally: Tally) -> dict[str, Any]:
+        """What the task returns (XCom ``return_value``)."""
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        write = self.chat_write()
+        sources = [self.chat_ids]
+        if self.xcom_task_ids:
+            sources.append(context["ti"].xcom_pull(task_ids=self.xcom_task_ids, key=self.xcom_key))
+        engine = ChatWriteEngine(
+            write,
+            pacer=self.hook.rate_limiter,
+            pace=lambda: self.hook.pace,
+            where=lambda: self.hook.settings.base_url,
+            log=self.log,
+            on_missing=self.on_missing,
+            max_in_flight=self.max_in_flight,
+            progress_interval=self.progress_interval,
+            skip_unchanged=self.skip_unchanged,
+            resume=self.resume,
+        )
+        try:
+            tally = engine.run(
+                sources,
+                store=context.get("task_state_store"),
+                try_number=getattr(context.get("ti"), "try_number", 1),
+            )
+        finally:
+            self.hook.close()
+        return self.result(tally)
+
+
+class MarkChatReadOperator(BaseChatWriteOperator):
     """
     Mark HelpCrunch chats read (or unread), by the agent or by the customer.
 
@@ -115,300 +198,263 @@ class MarkChatReadOperator(BaseHelpCrunchOperator):
     Returns (XCom ``return_value``): ``{"marked": [...], "missing": [...], "skipped": [...], "by": ...,
     "read": ..., "requested": n}``, each list in input order and covering earlier tries.
 
-    :param chat_ids: the chats to mark (templated). ``None`` or empty marks nothing and succeeds.
     :param by: ``"agent"`` or ``"customer"`` (templated).
     :param read: ``True`` marks read, ``False`` marks unread.
-    :param on_missing: ``"fail"`` (default) fails the task at the end if any chat was not found;
-        ``"skip"`` logs a warning and succeeds.
-    :param xcom_task_ids: task ID(s) to pull chat IDs from, added to ``chat_ids`` (templated).
-    :param xcom_key: the XCom key to pull with ``xcom_task_ids`` (templated).
-    :param max_in_flight: chats under way at once (1 to 32). The pace stays at ``requests_per_minute``
-        either way; more in flight keeps it there when HelpCrunch is slow to answer.
-    :param progress_interval: seconds between two progress lines in the task log.
-    :param skip_unchanged: skip chat dicts whose read field already is ``read`` (default ``True``).
-    :param resume: on Airflow 3.3 and later, let a retry skip what earlier tries of this task instance did
-        (default ``True``); ``False`` always starts over.
 
-    ``helpcrunch_conn_id``, ``requests_per_minute``, ``timeout`` and ``max_retries`` are as for
-    :class:`BaseHelpCrunchOperator`.
+    ``chat_ids``, ``on_missing``, ``xcom_task_ids``, ``xcom_key``, ``max_in_flight``,
+    ``progress_interval``, ``skip_unchanged`` and ``resume`` are as for :class:`BaseChatWriteOperator`;
+    ``helpcrunch_conn_id``, ``requests_per_minute``, ``timeout``, ``max_retries``, ``redis_conn_id`` and
+    ``hook_params`` as for :class:`BaseHelpCrunchOperator`.
     """
 
     template_fields: Sequence[str] = ("chat_ids", "by", "xcom_task_ids", "xcom_key")
 
+    def __init__(self, *, by: str = "agent", read: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        check_read(read)
+        check_unless_template(by, check_by)
+        self.by = by
+        self.read = read
+
+    def chat_write(self) -> ChatWrite:
+        by, read = check_by(self.by), self.read
+        field_name = READ_FIELDS[by]
+        state = "read" if read else "unread"
+
+        def write(chat_id: int, cancel: Any, ticket: int) -> object:
+            return self.hook.mark_chat_read(chat_id, by=by, read=read, cancel=cancel, ticket=ticket)
+
+        return ChatWrite(
+            name="mark",
+            asked=(by, read),
+            verb="mark",
+            doing="Marking",
+            done="marked",
+            goal=f"{state} by {by}",
+            state=f"{state} by {by}",
+            short=state,
+            write=write,
+            is_unchanged=lambda chat: chat.get(field_name) is read,
+        )
+
+    def result(self, tally: Tally) -> dict[str, Any]:
+        return {
+            "marked": tally.done,
+            "missing": tally.missing,
+            "skipped": tally.skipped,
+            "by": check_by(self.by),
+            "read": self.read,
+            "requested": len(tally.chat_ids),
+        }
+
+
+class SetChatStatusOperator(BaseChatWriteOperator):
+    """
+    Set the status of HelpCrunch chats (``PUT /chats/status``): close the chats that went quiet, put them on
+    hold, reopen them.
+
+    Chat dicts that already have the status are skipped (``skip_unchanged``); the rest of the behaviour
+    (order, pacing, stops, missing chats, resuming a retry) is that of :class:`MarkChatReadOperator`.
+
+    Returns (XCom ``return_value``): ``{"updated": [...], "missing": [...], "skipped": [...], "status": ...,
+    "requested": n}``, each list in input order and covering earlier tries.
+
+    :param status: ``"new"``, ``"opened"``, ``"pending"``, ``"on hold"``, ``"no communication"`` or
+        ``"closed"`` (templated); ``"on-hold"`` and ``"onhold"`` are read as ``"on hold"``.
+
+    The other parameters are as for :class:`BaseChatWriteOperator` and :class:`BaseHelpCrunchOperator`.
+    """
+
+    template_fields: Sequence[str] = ("chat_ids", "status", "xcom_task_ids", "xcom_key")
+
+    def __init__(self, *, status: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        check_unless_template(status, check_status)
+        self.status = status
+
+    def chat_write(self) -> ChatWrite:
+        status = check_status(self.status)
+
+        def write(chat_id: int, cancel: Any, ticket: int) -> object:
+            return self.hook.set_chat_status(chat_id, status, cancel=cancel, ticket=ticket)
+
+        return ChatWrite(
+            name="status",
+            asked=(status,),
+            verb="update",
+            doing="Setting",
+            done="set",
+            goal=f"to status {status!r}",
+            state=f"in status {status!r}",
+            short=status,
+            write=write,
+            is_unchanged=lambda chat: shows_status(chat, status),
+        )
+
+    def result(self, tally: Tally) -> dict[str, Any]:
+        return _updated(tally, status=check_status(self.status))
+
+
+class AssignChatOperator(BaseChatWriteOperator):
+    """
+    Hand HelpCrunch chats to an agent or a department, or unassign them (``PUT /chats/assignee``,
+    ``PUT /chats/department``).
+
+    Give ``assignee``, ``department``, or both (the department is set first, then the agent), or
+    ``unassign=True``. Chat dicts that already show all of it are skipped (``skip_unchanged``). A chat
+    counts as updated once HelpCrunch confirmed every write asked of it; the rest of the behaviour is that
+    of :class:`MarkChatReadOperator`.
+
+    Returns (XCom ``return_value``): ``{"updated": [...], "missing": [...], "skipped": [...], "assignee":
+    ..., "department": ..., "requested": n}``.
+
+    :param assignee: the agent's ID (templated).
+    :param department: the department's ID (templated).
+    :param unassign: leave the chats with no agent (not with ``assignee``).
+
+    The other parameters are as for :class:`BaseChatWriteOperator` and :class:`BaseHelpCrunchOperator`.
+    """
+
+    template_fields: Sequence[str] = ("chat_ids", "assignee", "department", "xcom_task_ids", "xcom_key")
+
     def __init__(
         self,
         *,
-        chat_ids: Any = None,
-        by: str = "agent",
-        read: bool = True,
-        on_missing: str = "fail",
-        xcom_task_ids: str | list[str] | None = None,
-        xcom_key: str = "return_value",
-        max_in_flight: int = 4,
-        progress_interval: float = 10.0,
-        skip_unchanged: bool = True,
-        resume: bool = True,
+        assignee: int | str | None = None,
+        department: int | str | None = None,
+        unassign: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if on_missing not in ON_MISSING_CHOICES:
-            raise HelpCrunchConfigError(f"on_missing must be 'fail' or 'skip', got {on_missing!r}")
-        check_read(read)
-        check_bool(skip_unchanged, "skip_unchanged")
-        check_bool(resume, "resume")
-        check_int(max_in_flight, "max_in_flight", maximum=MAX_IN_FLIGHT)
-        check_unless_template(by, check_by)
-        self.chat_ids = chat_ids
-        self.by = by
-        self.read = read
-        self.on_missing = on_missing
-        self.xcom_task_ids = xcom_task_ids
-        self.xcom_key = xcom_key
-        self.max_in_flight = max_in_flight
-        self.progress_interval = progress_interval
-        self.skip_unchanged = skip_unchanged
-        self.resume = resume
+        check_bool(unassign, "unassign")
+        if assignee is not None and unassign:
+            raise HelpCrunchConfigError(f"give assignee or unassign=True, not both (assignee={assignee!r})")
+        if assignee is None and department is None and not unassign:
+            raise HelpCrunchConfigError("give assignee, department or unassign=True: nothing is asked")
+        if assignee is not None:
+            check_unless_template(assignee, _check_assignee)
+        if department is not None:
+            check_unless_template(department, _check_department)
+        self.assignee = assignee
+        self.department = department
+        self.unassign = unassign
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        by = check_by(self.by)
-        sources = [self.chat_ids]
-        if self.xcom_task_ids:
-            sources.append(context["ti"].xcom_pull(task_ids=self.xcom_task_ids, key=self.xcom_key))
-        state = (READ_FIELDS[by], self.read) if self.skip_unchanged else None
-        collected = normalize_chat_ids(*sources, state=state)
-        if collected.nulls:
-            self.log.warning("Ignored %d null item(s) in the chat IDs received", collected.nulls)
-        chat_ids = collected.ids
-        if collected.received > len(chat_ids):
-            self.log.info("%d duplicate chat ID(s) will be marked once", collected.received - len(chat_ids))
-        result: dict[str, Any] = {
-            "marked": [],
-            "missing": [],
-            "skipped": [],
-            "by": by,
-            "read": self.read,
-            "requested": len(chat_ids),
-        }
-        if not chat_ids:
-            self.log.info("No chat IDs to mark; nothing was sent to HelpCrunch.")
-            return result
+    def _asked(self) -> tuple[int | None, int | None]:
+        """The agent (``None`` to unassign, or when not asked) and the department asked for."""
+        agent = None if self.assignee is None else _check_assignee(self.assignee)
+        department = None if self.department is None else _check_department(self.department)
+        return agent, department
 
-        verb = "read" if self.read else "unread"
-        outcomes: dict[int, str] = dict.fromkeys(collected.unchanged, SKIPPED)
-        progress = self._progress(context, chat_ids, by)
-        if progress is not None:
-            earlier = progress.load()
-            if earlier:
-                self.log.info(
-                    "Resuming: %s of %s chats were done by earlier tries",
-                    f"{len(earlier):,}",
-                    f"{len(chat_ids):,}",
-                )
-            # what HelpCrunch confirmed to an earlier try stands; a chat skipped then is judged on this input
-            outcomes.update(earlier)
-        unchanged = sum(1 for outcome in outcomes.values() if outcome == SKIPPED)
-        if unchanged:
-            self.log.info(
-                "%d chat(s) are %s by %s already (as the input shows): skipped", unchanged, verb, by
-            )
-        to_send = [chat_id for chat_id in chat_ids if chat_id not in outcomes]
-        settings = self.hook.settings
-        self.log.info(
-            "Marking %d chat(s) %s by %s %s (%s)",
-            len(to_send),
-            verb,
-            by,
-            self.hook.pace,
-            settings.base_url,
-        )
-        started = time.monotonic()
-        self._mark_all(chat_ids, to_send, by, started, outcomes, progress)
-        marked, missing, skipped, _ = _tally(chat_ids, outcomes)
-        result.update(marked=marked, missing=missing, skipped=skipped)
+    def chat_write(self) -> ChatWrite:
+        agent, department = self._asked()
+        sets_agent = agent is not None or self.unassign
+        hook = self.hook
+        parts = []
+        if department is not None:
+            parts.append(f"department {department}")
+        if agent is not None:
+            parts.append(f"agent {agent}")
 
-        elapsed = time.monotonic() - started
-        self.log.info(
-            "Done: %d of %d chat(s) marked %s by %s, %d skipped (already %s), %d missing; %d sent in %.1f s "
-            "(%.1f chats/min; paced %s)",
-            len(marked),
-            len(chat_ids),
-            verb,
-            by,
-            len(skipped),
-            verb,
-            len(missing),
-            len(to_send),
-            elapsed,
-            rate_per_minute(len(to_send), elapsed),
-            self.hook.pace,
-        )
-        if missing:
-            message = (
-                f"{len(missing)} of {len(chat_ids)} chat(s) were not found in HelpCrunch: "
-                f"{_id_list(missing)}; "
-                f"the other {len(marked)} were marked {verb} by {by}"
-                + (f" ({len(skipped)} were {verb} already)." if skipped else ".")
-            )
-            if self.on_missing == "fail":
-                raise HelpCrunchNotFoundError(message + " Set on_missing='skip' to let this succeed.")
-            self.log.warning(message)
-        return result
-
-    def _progress(self, context: Context, chat_ids: list[int], by: ReadBy) -> MarkProgress | None:
-        """The progress record of this task instance, where Airflow keeps one (3.3 and later)."""
-        if not self.resume:
+        def write(chat_id: int, cancel: Any, ticket: int) -> object:
+            if department is not None:
+                hook.set_chat_department(chat_id, department, cancel=cancel, ticket=ticket)
+                ticket = None  # type: ignore[assignment]  # a further request takes its own place
+            if sets_agent:
+                hook.set_chat_assignee(chat_id, agent, cancel=cancel, ticket=ticket)
             return None
-        store = context.get("task_state_store")
-        if store is None:
-            ti = context.get("ti")
-            if getattr(ti, "try_number", 1) > 1:
-                self.log.warning(
-                    "This is a retry, but resuming where an earlier try stopped needs Airflow 3.3 or later "
-                    "(its task state store): every chat is sent again (marking is idempotent)."
-                )
-            return None
-        return MarkProgress(store, chat_ids, by, self.read, self.log)
 
-    def _mark_one(self, chat_id: int, by: ReadBy, ticket: int, stop: threading.Event) -> str | None:
-        """Mark one chat: its outcome, or ``None`` when the run stopped before it was sent."""
-        try:
-            self.hook.mark_chat_read(chat_id, by=by, read=self.read, cancel=stop, ticket=ticket)
-        except HelpCrunchNotFoundError:
-            self.log.warning("Chat %d was not found in HelpCrunch", chat_id)
-            return MISSING
-        except HelpCrunchCancelledError:
-            return None
-        except BaseException:
-            stop.set()  # decided here, before any other request can leave the pacer
-            raise
-        finally:
-            self.hook.rate_limiter.abandon(ticket)  # a no-op once the ticket was served
-        return MARKED
-
-    def _mark_all(
-        self,
-        chat_ids: list[int],
-        to_send: list[int],
-        by: ReadBy,
-        started: float,
-        outcomes: dict[int, str],
-        progress: MarkProgress | None,
-    ) -> None:
-        """
-        Mark the chats ``to_send``, at most ``max_in_flight`` at a time, all through the hook's one pacer,
-        which sends them in input order (each takes its place in the pacer's queue here, in order).
-
-        Each chat's outcome goes into ``outcomes`` (which holds the skipped and earlier ones already), and
-        the progress record is written every few seconds and once more at the end or at a stop. On an
-        error other than a 404 no request leaves after the stop is decided; those already sent finish, and
-        the error says what was done and what was not.
-        """
-        known = len(outcomes)
-        failure: tuple[int, HelpCrunchError] | None = None
-        pending: dict[Future[str | None], int] = {}
-        tickets: dict[Future[str | None], int] = {}
-        queue = iter(to_send)
-        stop = threading.Event()
-        limiter = self.hook.rate_limiter
-        last_report = last_save = started
-        pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="helpcrunch-mark")
-
-        def submit(chat_id: int) -> None:
-            ticket = limiter.take_ticket()
-            future = pool.submit(self._mark_one, chat_id, by, ticket, stop)
-            pending[future] = chat_id
-            tickets[future] = ticket
-
-        try:
-            for chat_id in itertools.islice(queue, self.max_in_flight):
-                submit(chat_id)
-            while pending:
-                done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                for future in done:
-                    chat_id = pending.pop(future)
-                    try:
-                        outcome = future.result()
-                    except HelpCrunchError as err:
-                        failure = failure or (chat_id, err)
-                    else:
-                        if outcome is not None:
-                            outcomes[chat_id] = outcome
-                    if failure is None and not stop.is_set() and (following := next(queue, None)) is not None:
-                        submit(following)
-                now = time.monotonic()
-                if progress is not None and now - last_save >= PROGRESS_SAVE_INTERVAL:
-                    last_save = now
-                    progress.save(outcomes)
-                if now - last_report >= self.progress_interval:
-                    last_report = now
-                    _, missing, _, _ = _tally(chat_ids, outcomes)
-                    self._log_progress(len(outcomes) - known, len(to_send), len(missing), now - started)
-        except BaseException as err:  # a task timeout, a kill, a bug: still say how far the run got
-            marked, missing, _, not_done = _tally(chat_ids, outcomes)
-            self.log.error(
-                "Interrupted by %s: %d chat(s) marked, %d not found, %d not done %s",
-                type(err).__name__,
-                len(marked),
-                len(missing),
-                len(not_done),
-                _id_list(not_done),
+        def is_unchanged(chat: Any) -> bool:
+            return (department is None or shows_reference(chat, DEPARTMENT_FIELD, department)) and (
+                not sets_agent or shows_reference(chat, ASSIGNEE_FIELD, agent)
             )
-            raise
-        finally:
-            stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            for future, ticket in tickets.items():
-                if future.cancelled():  # never ran: its place in the pacer's queue goes back
-                    limiter.abandon(ticket)
-            self.hook.close()
-            if progress is not None:
-                self._save_progress(progress, outcomes)
-        if failure is not None:
-            raise self._stopped(*failure, chat_ids, outcomes) from failure[1]
 
-    def _save_progress(self, progress: MarkProgress, outcomes: dict[int, str]) -> None:
-        """The last write, at the end or at a stop: a failure to write it must not hide the task's own."""
-        try:
-            progress.save(outcomes)
-        except Exception as err:
-            self.log.warning("Could not write the progress record (%s): a retry may send chats again", err)
-
-    def _log_progress(self, done: int, total: int, missing: int, elapsed: float) -> None:
-        rate = rate_per_minute(done, elapsed)
-        left = f"about {(total - done) / rate * 60:.0f} s left" if rate else "time left not known yet"
-        self.log.info(
-            "Progress: %d/%d chats (%.0f%%), %d missing, %.1f chats/min, %s",
-            done,
-            total,
-            100 * done / total,
-            missing,
-            rate,
-            left,
+        target = " and ".join(parts)
+        return ChatWrite(
+            name="assign",
+            asked=(agent, department, sets_agent),
+            verb="assign",
+            doing="Assigning" if target else "Unassigning",
+            done="assigned" if target else "unassigned",
+            goal=f"to {target}" + (", with no agent" if self.unassign else "") if target else "",
+            state=f"with {target}" + (" and no agent" if self.unassign else "")
+            if target
+            else "with no agent",
+            short="so" if target else "unassigned",
+            write=write,
+            is_unchanged=is_unchanged,
         )
 
-    def _stopped(
-        self, chat_id: int, err: HelpCrunchError, chat_ids: list[int], outcomes: dict[int, str]
-    ) -> HelpCrunchError:
-        """The same kind of error, saying what was done before the stop and what was not."""
-        marked, missing, skipped, not_done = _tally(chat_ids, outcomes)
-        unchanged = f"{len(skipped)} skipped as unchanged, " if skipped else ""
-        message = (
-            f"Stopped at chat {chat_id} ({chat_ids.index(chat_id) + 1} of {len(chat_ids)}): {len(marked)} "
-            f"chat(s) were marked before the stop, {unchanged}{len(missing)} not found, {len(not_done)} not "
-            f"done {_id_list(not_done)}. Cause: {err}"
+    def result(self, tally: Tally) -> dict[str, Any]:
+        agent, department = self._asked()
+        return _updated(tally, assignee=agent, department=department, unassign=self.unassign)
+
+
+class SnoozeChatOperator(BaseChatWriteOperator):
+    """
+    Snooze HelpCrunch chats until a moment, or unsnooze them (``PUT /chats/snooze``). HelpCrunch marks a
+    snoozed chat unread when its snooze ends.
+
+    Chat dicts already snoozed until that moment are skipped (``skip_unchanged``); the rest of the
+    behaviour is that of :class:`MarkChatReadOperator`.
+
+    Returns (XCom ``return_value``): ``{"updated": [...], "missing": [...], "skipped": [...],
+    "snoozed_until": seconds or None, "requested": n}``.
+
+    :param snoozed_until: when the snooze ends (templated): UNIX seconds (an int, or a rendered number such
+        as ``"{{ (data_interval_end + macros.timedelta(days=3)).int_timestamp }}"``), a datetime or a
+        pendulum object. ``None`` unsnoozes.
+
+    The other parameters are as for :class:`BaseChatWriteOperator` and :class:`BaseHelpCrunchOperator`.
+    """
+
+    template_fields: Sequence[str] = ("chat_ids", "snoozed_until", "xcom_task_ids", "xcom_key")
+
+    def __init__(self, *, snoozed_until: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        check_unless_template(snoozed_until, check_snooze)
+        self.snoozed_until = snoozed_until
+
+    def chat_write(self) -> ChatWrite:
+        until = check_snooze(self.snoozed_until)
+
+        def write(chat_id: int, cancel: Any, ticket: int) -> object:
+            return self.hook.snooze_chat(chat_id, until, cancel=cancel, ticket=ticket)
+
+        when = f"until {until}" if until is not None else ""
+        return ChatWrite(
+            name="snooze",
+            asked=(until,),
+            verb="snooze",
+            doing="Snoozing" if until is not None else "Unsnoozing",
+            done="snoozed" if until is not None else "unsnoozed",
+            goal=when,
+            state=f"snoozed {when}" if until is not None else "not snoozed",
+            short="so" if until is not None else "not snoozed",
+            write=write,
+            is_unchanged=lambda chat: shows_snooze(chat, until),
         )
-        self.log.error(message)
-        return err.restated(message)
+
+    def result(self, tally: Tally) -> dict[str, Any]:
+        return _updated(tally, snoozed_until=check_snooze(self.snoozed_until))
 
 
-def _tally(
-    chat_ids: list[int], outcomes: dict[int, str]
-) -> tuple[list[int], list[int], list[int], list[int]]:
-    """The chats marked, not found, skipped and not done (no outcome yet), each in input order."""
-    lists: dict[str | None, list[int]] = {MARKED: [], MISSING: [], SKIPPED: [], None: []}
-    for chat_id in chat_ids:
-        lists[outcomes.get(chat_id)].append(chat_id)
-    return lists[MARKED], lists[MISSING], lists[SKIPPED], lists[None]
+def _check_assignee(value: Any) -> int:
+    return check_id(value, "assignee")
+
+
+def _check_department(value: Any) -> int:
+    return check_id(value, "department")
+
+
+def _updated(tally: Tally, **asked: Any) -> dict[str, Any]:
+    """The output of a write operator other than marking: the lists, what was asked, how many chats."""
+    return {
+        "updated": tally.done,
+        "missing": tally.missing,
+        "skipped": tally.skipped,
+        **asked,
+        "requested": len(tally.chat_ids),
+    }
 
 
 class HelpCrunchSearchChatsOperator(BaseHelpCrunchOperator):

@@ -201,25 +201,30 @@ def test_a_deep_invalid_value_is_named_briefly():
 
 
 class TestUnchanged:
-    STATE = ("readByAgent", True)
+    @staticmethod
+    def read_by_agent(chat):
+        return chat.get("readByAgent") is True
 
     def test_dicts_already_in_the_state_are_unchanged(self):
         value = [{"id": 1, "readByAgent": True}, {"id": 2, "readByAgent": False}, {"id": 3}]
-        collected = normalize_chat_ids(value, state=self.STATE)
+        collected = normalize_chat_ids(value, is_unchanged=self.read_by_agent)
         assert collected.ids == [1, 2, 3]
         assert collected.unchanged == {1}
 
     def test_plain_ids_are_never_unchanged(self):
         value = [5, "6", {"id": 7, "readByAgent": True}, 7]
-        assert normalize_chat_ids(value, state=self.STATE).unchanged == set()
+        assert normalize_chat_ids(value, is_unchanged=self.read_by_agent).unchanged == set()
 
     def test_a_later_plain_occurrence_or_a_disagreeing_dict_sends_it(self):
         shown = {"id": 8, "readByAgent": True}
-        assert normalize_chat_ids([shown, 8], state=self.STATE).unchanged == set()
+        assert normalize_chat_ids([shown, 8], is_unchanged=self.read_by_agent).unchanged == set()
         assert (
-            normalize_chat_ids([shown, {"id": 8, "readByAgent": False}], state=self.STATE).unchanged == set()
+            normalize_chat_ids(
+                [shown, {"id": 8, "readByAgent": False}], is_unchanged=self.read_by_agent
+            ).unchanged
+            == set()
         )
-        assert normalize_chat_ids([shown, dict(shown)], state=self.STATE).unchanged == {8}
+        assert normalize_chat_ids([shown, dict(shown)], is_unchanged=self.read_by_agent).unchanged == {8}
 
     def test_only_a_real_bool_counts(self):
         value = [
@@ -227,11 +232,49 @@ class TestUnchanged:
             {"id": 2, "readByAgent": 1},
             {"id": "3", "readByAgent": True},
         ]
-        assert normalize_chat_ids(value, state=self.STATE).unchanged == {3}
+        assert normalize_chat_ids(value, is_unchanged=self.read_by_agent).unchanged == {3}
 
     def test_json_text_of_chat_dicts(self):
         text = '[{"id": 4, "readByAgent": true}, {"id": 5, "readByAgent": false}]'
-        assert normalize_chat_ids(text, state=self.STATE).unchanged == {4}
+        assert normalize_chat_ids(text, is_unchanged=self.read_by_agent).unchanged == {4}
 
     def test_without_a_state_nothing_is_tracked(self):
         assert normalize_chat_ids([{"id": 1, "readByAgent": True}]).unchanged == set()
+
+
+class TestAnUpstreamWritesOutput:
+    def test_the_chats_it_left_as_asked(self):
+        marked = {
+            "marked": [3, 1],
+            "missing": [9],
+            "skipped": [2],
+            "by": "agent",
+            "read": True,
+            "requested": 4,
+        }
+        assert normalize_chat_ids(marked).ids == [3, 1, 2]
+        updated = {"updated": [5], "missing": [], "skipped": [6], "status": "closed", "requested": 2}
+        assert normalize_chat_ids([updated, 7]).ids == [5, 6, 7]
+
+    def test_a_mapped_writes_outputs(self):
+        outputs = [
+            {"updated": [1], "skipped": [], "requested": 1},
+            {"updated": [2], "skipped": [3], "requested": 2},
+        ]
+        assert normalize_chat_ids(outputs).ids == [1, 2, 3]
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            {"updated": [1], "skipped": []},  # no "requested": not a write's output
+            {"updated": [1], "marked": [2], "skipped": [], "requested": 2},  # which list?
+            {"updated": "1", "skipped": [], "requested": 1},
+        ],
+    )
+    def test_other_dicts_without_an_id_are_still_refused(self, value):
+        with pytest.raises(InvalidChatIdsError, match="dict without 'id'"):
+            normalize_chat_ids([value])
+
+    def test_bad_ids_inside_it_are_named_with_their_place(self):
+        with pytest.raises(InvalidChatIdsError, match=r"\['updated'\]\[0\]\[1\]='x'"):
+            normalize_chat_ids({"updated": [1, "x"], "skipped": [], "requested": 2})

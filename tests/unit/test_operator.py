@@ -46,7 +46,7 @@ def fast_connection(set_connection):
 
 
 def run(op: MarkChatReadOperator, ti: FakeTI | None = None) -> dict[str, Any]:
-    op.hook.retry_backoff = 0.0
+    op.hook_params.setdefault("retry_backoff", 0.0)  # before the hook is made from them
     return op.execute({"ti": ti or FakeTI()})
 
 
@@ -574,7 +574,10 @@ class TestResume:
         op = MarkChatReadOperator(task_id="m", chat_ids=[1, 2, 3], max_in_flight=1)
         from airflow_provider_helpcrunch.progress import PROGRESS_KEY, fingerprint
 
-        store.values[PROGRESS_KEY] = {**record, "fingerprint": fingerprint([1, 2, 3], "agent", True)}
+        store.values[PROGRESS_KEY.format("mark")] = {
+            **record,
+            "fingerprint": fingerprint([1, 2, 3], "agent", True),
+        }
         requests_mock.put(AGENT_URL, json=echo_chat)
         result = op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
         assert marked_ids(requests_mock) == [1, 2, 3]

@@ -6,29 +6,30 @@ import logging
 import pytest
 
 from airflow_provider_helpcrunch.progress import (
-    MARKED,
+    DONE,
     MAX_RECORD_BYTES,
     MISSING,
     PROGRESS_KEY,
     SKIPPED,
-    MarkProgress,
+    ChatProgress,
 )
 from tests.helpers import FakeStore
 
 LOG = logging.getLogger("test")
+MARK_KEY = PROGRESS_KEY.format("mark")
 
 
 def progress(store, chat_ids, by="agent", read=True):
-    return MarkProgress(store, chat_ids, by, read, LOG)
+    return ChatProgress(store, "mark", chat_ids, (by, read), LOG)
 
 
 def test_a_record_round_trips_what_helpcrunch_confirmed_and_nothing_else():
     store = FakeStore()
     ids = list(range(100, 200))
-    done = {i: MARKED for i in ids[:60]}
+    done = {i: DONE for i in ids[:60]}
     done[ids[10]] = MISSING
     done[ids[20]] = SKIPPED
-    done[ids[62]] = MARKED  # beyond the first chat not done (was in flight)
+    done[ids[62]] = DONE  # beyond the first chat not done (was in flight)
     done[ids[63]] = MISSING
     progress(store, ids).save(done)
     loaded = progress(store, ids).load()
@@ -39,19 +40,19 @@ def test_a_record_round_trips_what_helpcrunch_confirmed_and_nothing_else():
 def test_the_record_is_compact():
     store = FakeStore()
     ids = list(range(1, 10_001))
-    done = dict.fromkeys(ids[:9_000], MARKED)
+    done = dict.fromkeys(ids[:9_000], DONE)
     done.update({ids[i]: MISSING for i in (5, 500, 5000)})
-    done.update(dict.fromkeys(ids[9_001:9_004], MARKED))
+    done.update(dict.fromkeys(ids[9_001:9_004], DONE))
     done.update(dict.fromkeys(ids[100:2_000], SKIPPED))
     progress(store, ids).save(done)
-    record = store.values[PROGRESS_KEY]
+    record = store.values[MARK_KEY]
     assert record["runs"] == "m5x1m94.1900m3000x1m3999.1m3"
     assert len(json.dumps(record)) < 150
 
 
 def test_another_input_starts_over_with_a_warning(caplog):
     store = FakeStore()
-    progress(store, [1, 2, 3]).save({1: MARKED})
+    progress(store, [1, 2, 3]).save({1: DONE})
     with caplog.at_level(logging.WARNING):
         assert progress(store, [1, 2, 4]).load() == {}
         assert progress(store, [1, 2, 3], read=False).load() == {}
@@ -89,7 +90,7 @@ def test_a_record_not_of_the_shape_this_version_writes_starts_over_with_a_warnin
     ids = [1, 2, 3]
     if isinstance(record, dict) and "format" in record:
         record["fingerprint"] = progress(store, ids).fingerprint
-    store.values[PROGRESS_KEY] = record
+    store.values[MARK_KEY] = record
     with caplog.at_level(logging.WARNING):
         assert progress(store, ids).load() == {}
     assert "unreadable" in caplog.text
@@ -97,16 +98,24 @@ def test_a_record_not_of_the_shape_this_version_writes_starts_over_with_a_warnin
 
 def test_a_fingerprint_that_is_not_a_string_starts_over():
     store = FakeStore()
-    store.values[PROGRESS_KEY] = {"format": 2, "fingerprint": ["x"], "runs": "m3"}
+    store.values[MARK_KEY] = {"format": 2, "fingerprint": ["x"], "runs": "m3"}
     assert progress(store, [1, 2, 3]).load() == {}
 
 
 def test_a_record_too_large_is_not_written(caplog):
     store = FakeStore()
     ids = list(range(1, 30_001))
-    done = {chat: MARKED if chat % 2 else MISSING for chat in ids}  # no run longer than one chat
+    done = {chat: DONE if chat % 2 else MISSING for chat in ids}  # no run longer than one chat
     with caplog.at_level(logging.WARNING):
         progress(store, ids).save(done)
     assert store.writes == 0
     assert "too large" in caplog.text
     assert MAX_RECORD_BYTES < 64 * 1024
+
+
+def test_each_kind_of_write_keeps_its_own_record():
+    store = FakeStore()
+    ChatProgress(store, "status", [1, 2], ("closed",), LOG).save({1: DONE})
+    assert set(store.values) == {"helpcrunch_status_progress"}
+    assert ChatProgress(store, "status", [1, 2], ("closed",), LOG).load() == {1: DONE}
+    assert ChatProgress(store, "status", [1, 2], ("opened",), LOG).load() == {}  # asked for another status

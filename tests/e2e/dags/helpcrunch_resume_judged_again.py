@@ -34,7 +34,10 @@ class DamagingMarkChatReadOperator(MarkChatReadOperator):
             store = context.get("task_state_store")
             damage = context["dag_run"].conf.get("damage")
             if store is not None and damage and context["ti"].try_number == 1:
-                store.set(PROGRESS_KEY, {**DAMAGED[damage], "fingerprint": fingerprint(IDS, "agent", True)})
+                store.set(
+                    PROGRESS_KEY.format("mark"),
+                    {**DAMAGED[damage], "fingerprint": fingerprint(IDS, "agent", True)},
+                )
 
 
 with DAG(

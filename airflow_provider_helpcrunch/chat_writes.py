@@ -1,0 +1,388 @@
+"""
+The engine of every per-chat write (marking read, status, assignee, department, snooze): one chat at a
+time through the hook's pacer, in input order, ``max_in_flight`` under way, nothing sent after a stop,
+chats already as wanted skipped, a retry resumed from the task state store, progress lines, and one
+account of what was done. An operator plugs in a :class:`ChatWrite`: how to write one chat, and whether a
+chat dict from the input is already as wanted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from airflow_provider_helpcrunch.chat_ids import normalize_chat_ids
+from airflow_provider_helpcrunch.exceptions import (
+    HelpCrunchCancelledError,
+    HelpCrunchError,
+    HelpCrunchNotFoundError,
+)
+from airflow_provider_helpcrunch.progress import DONE, MISSING, SKIPPED, ChatProgress
+from airflow_provider_helpcrunch.rate_limit import rate_per_minute
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from airflow_provider_helpcrunch.progress import StateStore
+
+ON_MISSING_CHOICES = ("fail", "skip")
+#: seconds between two writes of the progress record (never one per request).
+PROGRESS_SAVE_INTERVAL = 5.0
+_MAX_IDS_IN_MESSAGE = 50
+
+
+class Pacer(Protocol):
+    """What the engine needs of the hook's pacer: places in its queue, in input order."""
+
+    def take_ticket(self) -> int: ...
+
+    def abandon(self, ticket: int) -> None: ...
+
+
+class EngineLog(Protocol):
+    """The operator's logger."""
+
+    def info(self, msg: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+
+    def warning(self, msg: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+
+    def error(self, msg: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ChatWrite:
+    """
+    One kind of per-chat write, in the words its log lines use.
+
+    :param name: the kind (``"mark"``, ``"status"``...): the key of its progress record.
+    :param asked: what is asked of every chat (e.g. ``("agent", True)``): identifies the input with the IDs.
+    :param verb: ``"mark"``; ``doing``: ``"Marking"``; ``done``: ``"marked"``.
+    :param goal: what is done to each chat, after the verb: ``"read by agent"``, ``"to status 'closed'"``.
+    :param state: how a chat already as wanted is: ``"read by agent"``, ``"in status 'closed'"``.
+    :param short: the same, shorter, for ``"(already ...)"``: ``"read"``, ``"closed"``.
+    :param write: writes one chat, ``write(chat_id, cancel, ticket)``: raises
+        :class:`HelpCrunchNotFoundError` for a chat HelpCrunch does not know,
+        :class:`HelpCrunchCancelledError` when the run stopped before it was sent, any other
+        :class:`HelpCrunchError` to stop the run.
+    :param is_unchanged: whether a chat dict of the input already is as wanted (then it is skipped).
+    """
+
+    name: str
+    asked: tuple[Any, ...]
+    verb: str
+    doing: str
+    done: str
+    goal: str
+    state: str
+    short: str
+    write: Callable[[int, threading.Event, int], object]
+    is_unchanged: Callable[[Mapping[str, Any]], bool]
+
+
+@dataclass
+class Tally:
+    """What became of every chat of the input, each list in input order (earlier tries included)."""
+
+    chat_ids: list[int]
+    outcomes: dict[int, str] = field(default_factory=dict)
+
+    def _of(self, outcome: str | None) -> list[int]:
+        return [chat_id for chat_id in self.chat_ids if self.outcomes.get(chat_id) == outcome]
+
+    @property
+    def done(self) -> list[int]:
+        return self._of(DONE)
+
+    @property
+    def missing(self) -> list[int]:
+        return self._of(MISSING)
+
+    @property
+    def skipped(self) -> list[int]:
+        return self._of(SKIPPED)
+
+    @property
+    def not_done(self) -> list[int]:
+        return self._of(None)
+
+
+def _then(words: str) -> str:
+    """``words`` after a space, or nothing for no words."""
+    return f" {words}" if words else ""
+
+
+def id_list(ids: Sequence[int]) -> str:
+    """``[1, 2, 3]``, cut after 50 IDs with how many more there are."""
+    shown = ", ".join(str(i) for i in ids[:_MAX_IDS_IN_MESSAGE])
+    more = f", ... ({len(ids) - _MAX_IDS_IN_MESSAGE} more)" if len(ids) > _MAX_IDS_IN_MESSAGE else ""
+    return f"[{shown}{more}]"
+
+
+class ChatWriteEngine:
+    """
+    Run one :class:`ChatWrite` over the chats of an input.
+
+    :param write: the kind of write.
+    :param pacer: the hook's pacer (requests leave in the order their tickets were taken).
+    :param pace: how the hook paces, in words (``hook.pace``).
+    :param where: the API base URL, for the log.
+    :param log: the operator's logger.
+    :param on_missing: ``"fail"``: a chat HelpCrunch does not know fails the run at the end; ``"skip"``:
+        a warning.
+    :param max_in_flight: chats under way at once.
+    :param progress_interval: seconds between two progress lines.
+    :param skip_unchanged: skip chat dicts that already are as wanted.
+    :param resume: keep a progress record in the task state store, and resume from it.
+    :param clock: a monotonic clock for the progress lines and record writes.
+    """
+
+    def __init__(
+        self,
+        write: ChatWrite,
+        *,
+        pacer: Pacer,
+        pace: Callable[[], str],
+        where: Callable[[], str],
+        log: EngineLog,
+        on_missing: str = "fail",
+        max_in_flight: int = 4,
+        progress_interval: float = 10.0,
+        skip_unchanged: bool = True,
+        resume: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.write = write
+        self._pacer = pacer
+        self._pace = pace
+        self._where = where
+        self.log = log
+        self.on_missing = on_missing
+        self.max_in_flight = max_in_flight
+        self.progress_interval = progress_interval
+        self.skip_unchanged = skip_unchanged
+        self.resume = resume
+        self._clock = clock
+
+    def run(self, sources: Iterable[Any], *, store: StateStore | None = None, try_number: int = 1) -> Tally:
+        """
+        Write every chat of ``sources`` (XCom values of any supported shape); the tally of what was done.
+
+        :param store: ``context["task_state_store"]`` (Airflow 3.3 and later), or ``None``.
+        :param try_number: the task instance's try, to say so when a retry cannot resume.
+        :raises InvalidChatIdsError: before anything is sent, for any item that is not a chat ID.
+        :raises HelpCrunchNotFoundError: at the end, with ``on_missing="fail"``, if a chat was not found.
+        :raises HelpCrunchError: the error that stopped the run, saying what was done and what was not.
+        """
+        write = self.write
+        collected = normalize_chat_ids(
+            *sources, is_unchanged=write.is_unchanged if self.skip_unchanged else None
+        )
+        if collected.nulls:
+            self.log.warning("Ignored %d null item(s) in the chat IDs received", collected.nulls)
+        chat_ids = collected.ids
+        if collected.received > len(chat_ids):
+            self.log.info(
+                "%d duplicate chat ID(s) will be %s once", collected.received - len(chat_ids), write.done
+            )
+        tally = Tally(chat_ids)
+        if not chat_ids:
+            self.log.info("No chat IDs to %s; nothing was sent to HelpCrunch.", write.verb)
+            return tally
+
+        tally.outcomes.update(dict.fromkeys(collected.unchanged, SKIPPED))
+        progress = self._progress(store, chat_ids, try_number)
+        if progress is not None:
+            earlier = progress.load()
+            if earlier:
+                self.log.info(
+                    "Resuming: %s of %s chats were done by earlier tries",
+                    f"{len(earlier):,}",
+                    f"{len(chat_ids):,}",
+                )
+            # what HelpCrunch confirmed to an earlier try stands; a chat skipped then is judged on this input
+            tally.outcomes.update(earlier)
+        unchanged = sum(1 for outcome in tally.outcomes.values() if outcome == SKIPPED)
+        if unchanged:
+            self.log.info("%d chat(s) are %s already (as the input shows): skipped", unchanged, write.state)
+        to_send = [chat_id for chat_id in chat_ids if chat_id not in tally.outcomes]
+        self.log.info(
+            "%s %d chat(s)%s %s (%s)",
+            write.doing,
+            len(to_send),
+            _then(write.goal),
+            self._pace(),
+            self._where(),
+        )
+        started = self._clock()
+        self._write_all(tally, to_send, started, progress)
+        elapsed = self._clock() - started
+        done, missing, skipped = tally.done, tally.missing, tally.skipped
+        self.log.info(
+            "Done: %d of %d chat(s) %s%s, %d skipped (already %s), %d missing; %d sent in %.1f s "
+            "(%.1f chats/min; paced %s)",
+            len(done),
+            len(chat_ids),
+            write.done,
+            _then(write.goal),
+            len(skipped),
+            write.short,
+            len(missing),
+            len(to_send),
+            elapsed,
+            rate_per_minute(len(to_send), elapsed),
+            self._pace(),
+        )
+        if missing:
+            message = (
+                f"{len(missing)} of {len(chat_ids)} chat(s) were not found in HelpCrunch: "
+                f"{id_list(missing)}; the other {len(done)} were {write.done}{_then(write.goal)}"
+                + (f" ({len(skipped)} were {write.short} already)." if skipped else ".")
+            )
+            if self.on_missing == "fail":
+                raise HelpCrunchNotFoundError(message + " Set on_missing='skip' to let this succeed.")
+            self.log.warning(message)
+        return tally
+
+    def _progress(
+        self, store: StateStore | None, chat_ids: list[int], try_number: int
+    ) -> ChatProgress | None:
+        """The progress record of this task instance, where Airflow keeps one (3.3 and later)."""
+        if not self.resume:
+            return None
+        if store is None:
+            if try_number > 1:
+                self.log.warning(
+                    "This is a retry, but resuming where an earlier try stopped needs Airflow 3.3 or later "
+                    "(its task state store): every chat is sent again (each write sets the same state "
+                    "again, so this is safe)."
+                )
+            return None
+        return ChatProgress(store, self.write.name, chat_ids, self.write.asked, self.log)
+
+    def _write_one(self, chat_id: int, ticket: int, stop: threading.Event) -> str | None:
+        """Write one chat: its outcome, or ``None`` when the run stopped before it was sent."""
+        try:
+            self.write.write(chat_id, stop, ticket)
+        except HelpCrunchNotFoundError:
+            self.log.warning("Chat %d was not found in HelpCrunch", chat_id)
+            return MISSING
+        except HelpCrunchCancelledError:
+            return None
+        except BaseException:
+            stop.set()  # decided here, before any other request can leave the pacer
+            raise
+        finally:
+            self._pacer.abandon(ticket)  # a no-op once the ticket was served
+        return DONE
+
+    def _write_all(
+        self, tally: Tally, to_send: list[int], started: float, progress: ChatProgress | None
+    ) -> None:
+        """
+        Write the chats ``to_send``, at most ``max_in_flight`` at a time, all through the hook's one pacer,
+        which sends them in input order (each takes its place in the pacer's queue here, in order).
+
+        Each chat's outcome goes into the tally (which holds the skipped and earlier ones already), and the
+        progress record is written every few seconds and once more at the end or at a stop. On an error
+        other than a 404 no request leaves after the stop is decided; those already sent finish, and the
+        error says what was done and what was not.
+        """
+        outcomes = tally.outcomes
+        known = len(outcomes)
+        failure: tuple[int, HelpCrunchError] | None = None
+        pending: dict[Future[str | None], int] = {}
+        tickets: dict[Future[str | None], int] = {}
+        queue = iter(to_send)
+        stop = threading.Event()
+        pacer = self._pacer
+        last_report = last_save = started
+        pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="helpcrunch-write")
+
+        def submit(chat_id: int) -> None:
+            ticket = pacer.take_ticket()
+            future = pool.submit(self._write_one, chat_id, ticket, stop)
+            pending[future] = chat_id
+            tickets[future] = ticket
+
+        try:
+            for chat_id in itertools.islice(queue, self.max_in_flight):
+                submit(chat_id)
+            while pending:
+                finished, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    chat_id = pending.pop(future)
+                    try:
+                        outcome = future.result()
+                    except HelpCrunchError as err:
+                        failure = failure or (chat_id, err)
+                    else:
+                        if outcome is not None:
+                            outcomes[chat_id] = outcome
+                    if failure is None and not stop.is_set() and (following := next(queue, None)) is not None:
+                        submit(following)
+                now = self._clock()
+                if progress is not None and now - last_save >= PROGRESS_SAVE_INTERVAL:
+                    last_save = now
+                    progress.save(outcomes)
+                if now - last_report >= self.progress_interval:
+                    last_report = now
+                    self._log_progress(len(outcomes) - known, len(to_send), len(tally.missing), now - started)
+        except BaseException as err:  # a task timeout, a kill, a bug: still say how far the run got
+            not_done = tally.not_done
+            self.log.error(
+                "Interrupted by %s: %d chat(s) %s, %d not found, %d not done %s",
+                type(err).__name__,
+                len(tally.done),
+                self.write.done,
+                len(tally.missing),
+                len(not_done),
+                id_list(not_done),
+            )
+            raise
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            for future, ticket in tickets.items():
+                if future.cancelled():  # never ran: its place in the pacer's queue goes back
+                    pacer.abandon(ticket)
+            if progress is not None:
+                self._save_progress(progress, outcomes)
+        if failure is not None:
+            raise self._stopped(*failure, tally) from failure[1]
+
+    def _save_progress(self, progress: ChatProgress, outcomes: dict[int, str]) -> None:
+        """The last write, at the end or at a stop: a failure to write it must not hide the task's own."""
+        try:
+            progress.save(outcomes)
+        except Exception as err:
+            self.log.warning("Could not write the progress record (%s): a retry may send chats again", err)
+
+    def _log_progress(self, done: int, total: int, missing: int, elapsed: float) -> None:
+        rate = rate_per_minute(done, elapsed)
+        left = f"about {(total - done) / rate * 60:.0f} s left" if rate else "time left not known yet"
+        self.log.info(
+            "Progress: %d/%d chats (%.0f%%), %d missing, %.1f chats/min, %s",
+            done,
+            total,
+            100 * done / total,
+            missing,
+            rate,
+            left,
+        )
+
+    def _stopped(self, chat_id: int, err: HelpCrunchError, tally: Tally) -> HelpCrunchError:
+        """The same kind of error, saying what was done before the stop and what was not."""
+        chat_ids = tally.chat_ids
+        skipped, not_done = tally.skipped, tally.not_done
+        unchanged = f"{len(skipped)} skipped as unchanged, " if skipped else ""
+        message = (
+            f"Stopped at chat {chat_id} ({chat_ids.index(chat_id) + 1} of {len(chat_ids)}): "
+            f"{len(tally.done)} chat(s) were {self.write.done} before the stop, {unchanged}"
+            f"{len(tally.missing)} not found, {len(not_done)} not done {id_list(not_done)}. Cause: {err}"
+        )
+        self.log.error(message)
+        return err.restated(message)
