@@ -10,13 +10,13 @@ from airflow_provider_helpcrunch.timestamps import timestamp_seconds
 
 STATUSES = ("new", "opened", "pending", "on hold", "no communication", "closed", "empty")
 
-_AGENTS = [
+AGENTS = [
     {"id": 11, "name": "Olena Koval", "email": "olena@example.com", "role": "admin"},
     {"id": 12, "name": "Marc Dubois", "email": "marc@example.com", "role": "agent"},
     {"id": 13, "name": "Aiko Tanaka", "email": "aiko@example.com", "role": "agent"},
     {"id": 14, "name": "Sam Okafor", "email": "sam@example.com", "role": "agent"},
 ]
-_DEPARTMENTS = [{"id": 1, "name": "Support"}, {"id": 2, "name": "Billing"}, {"id": 3, "name": "Sales"}]
+DEPARTMENTS = [{"id": 1, "name": "Support"}, {"id": 2, "name": "Billing"}, {"id": 3, "name": "Sales"}]
 _FIRST = ("Ana", "Ben", "Chloe", "Dmytro", "Eva", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kira", "Luis")
 _LAST = ("Moreau", "Nowak", "Silva", "Berg", "Khan", "Rossi", "Meyer", "Ito", "Garcia", "Novak")
 _TEXTS = (
@@ -49,7 +49,7 @@ def _make_chat(rng: random.Random, chat_id: int, now: int) -> dict[str, Any]:
     last_message = min(now, (closed or created) + rng.randint(0, 3_600))
     first, last = rng.choice(_FIRST), rng.choice(_LAST)
     customer_id = 900_000 + rng.randint(1, 99_999)
-    agents = rng.sample(_AGENTS, rng.randint(0, 2))
+    agents = rng.sample(AGENTS, rng.randint(0, 2))
     assignee = agents[0] if agents and status != "new" else None
     return {
         "id": chat_id,
@@ -77,7 +77,7 @@ def _make_chat(rng: random.Random, chat_id: int, now: int) -> dict[str, Any]:
             "tagsData": rng.sample(_TAGS, rng.randint(0, 2)),
         },
         "assignee": assignee,
-        "department": rng.choice((None, *_DEPARTMENTS)),
+        "department": rng.choice((None, *DEPARTMENTS)),
         "updatedAt": _stamp(rng, last_message),
     }
 

@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_helpcrunch.search_fields import COMPARISONS, ORDERS, SORT_FIELDS
 from airflow_provider_helpcrunch.testing.chats import (
+    AGENTS,
+    DEPARTMENTS,
     FilterError,
     check_filter,
     make_chats,
@@ -83,9 +85,11 @@ class HelpCrunchStandIn:
     """
     A HelpCrunch API on loopback, faithful to the endpoints the provider uses.
 
-    ``PUT /v1/chats/readByAgent|readByCustomer``, ``GET /v1/chats/{id}``, ``GET /v1/chats`` and
-    ``POST /v1/chats/search`` with bearer auth, HelpCrunch's error bodies, pages of at most 100, and a
-    sliding-window rate limit. Faults can be scripted per request or per chat; every request is logged.
+    ``PUT /v1/chats/readByAgent|readByCustomer``, ``PUT /v1/chats/status|assignee|department|snooze``,
+    ``GET /v1/chats/{id}``, ``GET /v1/chats`` and ``POST /v1/chats/search`` with bearer auth, HelpCrunch's
+    validation and error bodies, pages of at most 100, and a sliding-window rate limit. A write moves the
+    chat's ``updatedAt``, as HelpCrunch's search sees it. Faults can be scripted per request or per chat;
+    every request is logged.
 
     >>> with HelpCrunchStandIn(chats=20) as api:
     ...     api.base_url  # doctest: +SKIP
@@ -106,6 +110,8 @@ class HelpCrunchStandIn:
     :param port: the port; 0 picks a free one.
     :param on_request: called with each :class:`RequestRecord` once the request was answered (from the
         server's threads), e.g. to print the traffic as it happens.
+    :param on_hold: the spelling of "on hold" that ``PUT /chats/status`` takes: ``"on hold"`` (HelpCrunch's
+        current page) or ``"on-hold"`` (an older one); the other is refused as ``invalid_chat_value``.
     """
 
     def __init__(
@@ -123,9 +129,11 @@ class HelpCrunchStandIn:
         host: str = "127.0.0.1",
         port: int = 0,
         on_request: Callable[[RequestRecord], object] | None = None,
+        on_hold: str = "on hold",
     ) -> None:
         self.api_key = api_key
         self.on_request = on_request
+        self.on_hold = on_hold
         self.requests_per_minute = requests_per_minute
         self.window = window
         self.retry_after = retry_after
@@ -319,6 +327,8 @@ class HelpCrunchStandIn:
     ) -> tuple[int, Any]:
         if method == "PUT" and path in ("/v1/chats/readByAgent", "/v1/chats/readByCustomer"):
             return self._mark_read(path.rsplit("/", 1)[1], body)
+        if method == "PUT" and path in _WRITES:
+            return self._write(path, body)
         if method == "GET" and path == "/v1/chats":
             return self._list(query)
         if method == "POST" and path == "/v1/chats/search":
@@ -345,6 +355,34 @@ class HelpCrunchStandIn:
                 return _not_found(chat_id)
             chat[endpoint] = read
             return 200, copy.deepcopy(chat)
+
+    def _write(self, path: str, body: Any) -> tuple[int, Any]:
+        """``PUT /chats/status|assignee|department|snooze``, validated as HelpCrunch does."""
+        field, check = _WRITES[path]
+        if not isinstance(body, dict):
+            return _bad_request("The request body must be a JSON object")
+        chat_id = body.get("id")
+        if isinstance(chat_id, bool) or not isinstance(chat_id, int):
+            return _bad_request('"id" is required and must be an integer')
+        if field not in body:
+            return _bad_request(f'"{field}" is required')
+        value = check(self, body[field])
+        if value is _INVALID:
+            return _invalid_value(field)
+        with self._lock:
+            chat = self._chats.get(chat_id)
+            if chat is None:
+                return 404, _errors({"code": "chat_not_found", "message": "Chat is missing"})
+            now = int(time.time())
+            chat[field] = value
+            if field == "status" and value == "closed" and not chat.get("closedAt"):
+                chat["closedAt"] = now
+            chat["updatedAt"] = now
+            return 200, copy.deepcopy(chat)
+
+    def _status(self, value: Any) -> Any:
+        allowed = {"new", "opened", "pending", "no communication", "closed", self.on_hold}
+        return value if isinstance(value, str) and value in allowed else _INVALID
 
     def _page(self, offset: Any, limit: Any) -> tuple[int, int]:
         """The page asked for, its limit capped at HelpCrunch's 100; raises :class:`_BadRequest`."""
@@ -396,6 +434,47 @@ class HelpCrunchStandIn:
         chats = self._sorted(body.get("sort"), body.get("order"))
         found = [chat for chat in chats if matches(chat, filters, comparison)]
         return 200, {"data": found[offset : offset + limit], "meta": {"total": len(found)}}
+
+
+_INVALID = object()
+
+
+def _reference(known: list[dict[str, Any]], *, nullable: bool) -> Callable[[Any, Any], Any]:
+    """Check an agent or department ID against the account's: the object it stands for, or _INVALID."""
+
+    def check(_standin: Any, value: Any) -> Any:
+        if value is None:
+            return None if nullable else _INVALID
+        if isinstance(value, bool) or not isinstance(value, int):
+            return _INVALID
+        found = next((ref for ref in known if ref["id"] == value), None)
+        return copy.deepcopy(found) if found is not None else _INVALID
+
+    return check
+
+
+def _snooze(_standin: Any, value: Any) -> Any:
+    """UNIX seconds as an int or a string (both documented), or null; answered as ``"1603864800.000"``."""
+    if value is None:
+        return None
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,12}", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return _INVALID
+    return f"{value}.000"
+
+
+#: each write's endpoint: the chat field it sets and how its value is checked.
+_WRITES: dict[str, tuple[str, Callable[[Any, Any], Any]]] = {
+    "/v1/chats/status": ("status", lambda standin, value: standin._status(value)),
+    "/v1/chats/assignee": ("assignee", _reference(AGENTS, nullable=True)),
+    "/v1/chats/department": ("department", _reference(DEPARTMENTS, nullable=False)),
+    "/v1/chats/snooze": ("snoozedUntil", _snooze),
+}
+
+
+def _invalid_value(field: str) -> tuple[int, Any]:
+    return 400, _errors({"code": "invalid_chat_value", "message": f"{field} value is invalid"})
 
 
 class _BadRequest(Exception):
