@@ -1,9 +1,10 @@
 """
-``make demo``: run the example cleanup DAG end to end on a local HelpCrunch stand-in, then report.
+``make demo``: run the example cleanup DAG end to end on a local HelpCrunch stand-in, then report: the chats
+that went quiet were closed, then marked read by agent.
 
 No account and no network: Airflow's metadata DB is SQLite under ``.demo/``, HelpCrunch is the stand-in
 from ``airflow_provider_helpcrunch.testing`` on loopback, limited like the real API (120 requests in any
-60 s). Exits non-zero if the DAG run failed or a chat that should have been marked read was not.
+60 s). Exits non-zero if the DAG run failed, or a quiet chat was not closed or not marked read.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ DAGS = AIRFLOW_HOME / "dags"
 RUN_LOG = DEMO / "dag-run.log"
 DAG_FILE = REPO / "example_dags" / "example_helpcrunch_cleanup.py"
 DAG_ID = "example_helpcrunch_cleanup"
-CLOSED_DAYS_AGO = 7  # the DAG's default
+QUIET_DAYS = 7  # the DAG's default
 CHATS = 80
 LIMIT = 120
 
@@ -69,53 +70,53 @@ def main() -> int:
             if line.startswith("airflow_provider_helpcrunch.exceptions."):
                 print("    " + line.removeprefix("airflow_provider_helpcrunch.exceptions."))
             elif "airflow_provider_helpcrunch" in line and any(
-                word in line for word in ("Found ", "Marking ", "Progress: ", "Done: ", "not found")
+                word in line
+                for word in ("Found ", "Setting ", "Marking ", "Progress: ", "Done: ", "not found")
             ):
                 print("    " + line.split("] ", 1)[-1].split(" [airflow", 1)[0].strip())
 
         after = standin.chats
         requests_seen = standin.requests
 
-    cutoff = dag_run.data_interval_end.timestamp() - CLOSED_DAYS_AGO * 86400
-    due = sorted(
+    cutoff = dag_run.data_interval_end.timestamp() - QUIET_DAYS * 86400
+    quiet = sorted(
         chat_id
         for chat_id, chat in before.items()
-        if chat["status"] == "closed" and timestamp_seconds(chat["closedAt"]) < cutoff
+        if chat["status"] != "closed" and timestamp_seconds(chat["updatedAt"]) < cutoff
     )
-    unread_before = sum(1 for i in due if not before[i]["readByAgent"])
-    not_read = [i for i in due if not after[i]["readByAgent"]]
+    not_closed = [i for i in quiet if after[i]["status"] != "closed"]
+    not_read = [i for i in quiet if not after[i]["readByAgent"]]
     puts = [r for r in requests_seen if r.method == "PUT"]
-    marked = [r.chat_id for r in puts if r.status == 200]
+    closing = [r for r in puts if r.path.endswith("/chats/status")]
+    marking = [r for r in puts if r.path.endswith("/chats/readByAgent")]
     missing = [r.chat_id for r in puts if r.status == 404]
     traffic = summarize(requests_seen, limit=LIMIT)
-    # the marking step's pace
-    rate = summarize(puts, limit=LIMIT).rate
+    # each step's pace
+    rates = [summarize(step, limit=LIMIT).rate for step in (closing, marking)]
 
     print()
     print("HelpCrunch cleanup demo")
     print(f"  DAG run              {dag_run.state}")
     print(f"  chats in the inbox   {len(before)}")
-    print(f"  found (closed > {CLOSED_DAYS_AGO}d)  {len(due)} ({unread_before} of them unread by the agent)")
-    left_out = len(due) - unread_before
-    print(f"  marked read          {len(set(marked))} (the {left_out} read already were not sent: unread_by)")
+    print(f"  went quiet           {len(quiet)} (not closed, no update for {QUIET_DAYS} days)")
+    print(f"  closed               {len({r.chat_id for r in closing if r.status == 200})}")
+    print(f"  marked read          {len({r.chat_id for r in marking if r.status == 200})} (by agent)")
     print(f"  missing (404)        {len(missing)}")
-    print(f"  still unread         {len(not_read)}")
+    print(f"  still open / unread  {len(not_closed)} / {len(not_read)}")
     errors = traffic.failed - len(missing)
     throttled = traffic.throttled
     print(f"  HTTP requests        {traffic.requests} ({throttled} answered 429, {errors} other errors)")
-    print(
-        f"  marking rate         {rate:.1f} requests/min against a limit of {LIMIT}/min ({rate / LIMIT:.0%})"
-    )
+    for name, rate in zip(("closing rate", "marking rate"), rates, strict=True):
+        print(f"  {name:<20} {rate:.1f} requests/min against a limit of {LIMIT}/min ({rate / LIMIT:.0%})")
     print(f"  busiest 60 s         {traffic.busiest} requests (limit {LIMIT})")
     print(f"  elapsed              {time.monotonic() - started:.1f} s in all")
 
     if dag_run.state != "success":
         print(f"\nFAILED: the DAG run ended {dag_run.state}; see {RUN_LOG}", file=sys.stderr)
         return 1
-    if not_read or not due:
-        print(
-            f"\nFAILED: chats that should be read are not: {not_read or 'none were found'}", file=sys.stderr
-        )
+    if not_closed or not_read or not quiet:
+        left = f"not closed {not_closed}, not read {not_read}" if quiet else "none were found"
+        print(f"\nFAILED: quiet chats that should be closed and read are not: {left}", file=sys.stderr)
         return 1
     return 0
 

@@ -51,12 +51,14 @@ RUN_KINDS = ["scheduled", None] if AIRFLOW_VERSION.major >= 3 else ["scheduled"]
 
 
 @pytest.mark.parametrize("logical_date", RUN_KINDS, ids=lambda kind: kind or "no logical date")
-def test_cleanup_example_marks_chats_closed_long_ago(dagbag, fast_connection, capsys, logical_date):
+def test_cleanup_example_closes_the_chats_that_went_quiet_and_marks_them_read(
+    dagbag, fast_connection, capsys, logical_date
+):
     import time
 
     standin = fast_connection
     before = standin.chats
-    recent = standin.add_chat(status="closed", closedAt=str(int(time.time() - 86400)), readByAgent=False)
+    recent = standin.add_chat(status="opened", updatedAt=str(int(time.time() - 86400)), readByAgent=False)
 
     dag = dagbag.get_dag("example_helpcrunch_cleanup")
     if logical_date is None:  # as `airflow dags trigger` makes it on Airflow 3: no data interval
@@ -70,19 +72,20 @@ def test_cleanup_example_marks_chats_closed_long_ago(dagbag, fast_connection, ca
     # the run's run_after when it has none
     run_end = dag_run.data_interval_end or dag_run.run_after
     cutoff = run_end.timestamp() - 7 * 86400
-    old = {
-        i for i, c in before.items() if c["status"] == "closed" and timestamp_seconds(c["closedAt"]) < cutoff
+    quiet = {
+        i for i, c in before.items() if c["status"] != "closed" and timestamp_seconds(c["updatedAt"]) < cutoff
     }
-    unread = {i for i in old if not before[i]["readByAgent"]}
-    assert len(unread) >= 5
-    assert len(old) > len(unread)  # some were read already
+    assert len(quiet) >= 5
     after = standin.chats
-    assert {i for i in old if after[i]["readByAgent"]} == old
-    assert after[recent["id"]]["readByAgent"] is False
-    # only the chats not read yet were sent (unread_by="agent")
-    assert {r.chat_id for r in standin.requests if r.method == "PUT"} == unread
+    assert all(after[i]["status"] == "closed" and after[i]["readByAgent"] for i in quiet)
+    assert (after[recent["id"]]["status"], after[recent["id"]]["readByAgent"]) == ("opened", False)
+    # each quiet chat was closed once, then marked once: nothing else was written
+    puts = [(r.path.rsplit("/", 1)[1], r.chat_id) for r in standin.requests if r.method == "PUT"]
+    assert sorted(chat for path, chat in puts if path == "status") == sorted(quiet)
+    assert sorted(chat for path, chat in puts if path == "readByAgent") == sorted(quiet)
+    assert [path for path, _ in puts] == ["status"] * len(quiet) + ["readByAgent"] * len(quiet)
     changed = {i for i in after if after[i] != before.get(i)} - {recent["id"]}
-    assert changed <= old
+    assert changed == quiet
     assert API_KEY not in capsys.readouterr().out
 
 
@@ -246,3 +249,43 @@ def test_a_damaged_progress_record_starts_over_instead_of_failing_every_retry(
         assert "progress record of an earlier try is unreadable" in logged
         # started over: try 2 sent every chat its input shows unread, those try 1 marked included
         assert sum(1 for r in standin.requests if r.method == "PUT" and r.chat_id == 5215) == 2
+
+
+def test_every_chat_write_in_a_dag_run(dagbag, fast_connection):
+    standin = fast_connection
+    dag_run, states = run(dagbag.get_dag("helpcrunch_every_write"))
+
+    assert dag_run.state == "success", states
+    chats = standin.chats
+    assert all(chats[i]["status"] == "on hold" for i in (5200, 5201, 5202))
+    assert all(chats[i]["assignee"]["id"] == 12 and chats[i]["department"]["id"] == 2 for i in (5203, 5204))
+    assert all(chats[i]["assignee"] is None for i in (5205, 5206))
+    # the snooze task took the chats from the hold task's output (a dict with "updated" and the rest)
+    assert all(chats[i]["snoozedUntil"] == "1900000000.000" for i in (5200, 5201, 5202))
+    assert chats[5207]["snoozedUntil"] is None
+
+
+def test_a_write_retry_resumes_where_the_first_try_stopped(dagbag, fast_connection, capsys, caplog):
+    import logging
+    import re
+    from collections import Counter
+
+    from airflow_provider_helpcrunch.testing import Fault
+
+    standin = fast_connection
+    standin.inject(Fault(status=500), chat_id=5230)  # try 1 stops there (max_retries=0)
+    caplog.set_level(logging.INFO)
+
+    dag_run, states = run(dagbag.get_dag("helpcrunch_write_resume"))
+
+    assert dag_run.state == "success", states
+    assert all(standin.chat(i)["status"] == "closed" for i in range(5200, 5260))
+    puts = Counter(r.chat_id for r in standin.requests if r.method == "PUT")
+    if _has_task_state_store():
+        assert puts == Counter({**dict.fromkeys(range(5200, 5260), 1), 5230: 2})
+        logged = capsys.readouterr().out + caplog.text
+        resumed = re.search(r"Resuming: (\d+) of 60 chats were done by earlier tries", logged)
+        assert resumed, "no resuming line"
+        assert 30 <= int(resumed.group(1)) <= 33
+    else:
+        assert all(puts[i] == 2 for i in range(5200, 5231))
