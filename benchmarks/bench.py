@@ -12,7 +12,8 @@ stand-in saw: achieved rate as a fraction of the limit, 429s drawn, chats lost (
 5. client CPU per request, the hook against a bare ``requests.Session``;
 6. normalising 100,000 and 1,000,000 chat IDs from XCom shapes;
 7. requests that change nothing: the cleanup example in steady state with and without ``unread_by``, and a
-   retry of a 2,000-chat run stopped at about chat 1,500, with and without ``resume`` (Airflow 3.3).
+   retry of a 2,000-chat run stopped at about chat 1,500, with and without ``resume`` (Airflow 3.3);
+8. every other chat write (status, assignee, department, snooze) at the real 120/min.
 
 Writes ``benchmarks/results/results.md``, ``results.json`` and ``throughput.png``; prints the tables.
 """
@@ -78,7 +79,14 @@ def fresh_standin(chats: int, limit: int, latency: float = 0.0) -> tuple[HelpCru
 
 
 def judge(
-    case: str, client: str, standin: HelpCrunchStandIn, ids: list[int], limit: int, wall: float, note=""
+    case: str,
+    client: str,
+    standin: HelpCrunchStandIn,
+    ids: list[int],
+    limit: int,
+    wall: float,
+    note="",
+    written=lambda chat: chat["readByAgent"],
 ):
     requests_seen = standin.requests
     ok = [r.time for r in requests_seen if r.status == 200]
@@ -93,7 +101,7 @@ def judge(
         wall_s=round(wall, 1),
         rate=round(rate, 3),
         throttled=sum(1 for r in requests_seen if r.status == 429),
-        lost=sum(1 for chat_id in ids if not chats[chat_id]["readByAgent"]),
+        lost=sum(1 for chat_id in ids if not written(chats[chat_id])),
         note=note,
         timeline=[(round(r.time - start, 3), r.status or 0) for r in requests_seen],
     )
@@ -109,6 +117,13 @@ def run_provider(case: str, chats: int, limit: int, *, latency: float = 0.0, max
     op = MarkChatReadOperator(
         task_id="mark", chat_ids=ids, requests_per_minute=limit, max_in_flight=max_in_flight
     )
+    wall, note = timed_execute(op)
+    standin.stop()
+    return judge(case, f"this provider (max_in_flight={max_in_flight})", standin, ids, limit, wall, note)
+
+
+def timed_execute(op) -> tuple[float, str]:
+    """Run an operator's ``execute()`` with its logs to bench.log: the seconds it took, and how it failed."""
     started = time.perf_counter()
     note = ""
     try:
@@ -116,9 +131,59 @@ def run_provider(case: str, chats: int, limit: int, *, latency: float = 0.0, max
             op.execute({})
     except Exception as err:
         note = f"task failed: {type(err).__name__}"
-    wall = time.perf_counter() - started
+    return time.perf_counter() - started, note
+
+
+#: case 8: each write operator, what it asks, and how a written chat looks on the stand-in.
+WRITES = {
+    "SetChatStatusOperator(status='closed')": (
+        "SetChatStatusOperator",
+        {"status": "closed"},
+        lambda chat: chat["status"] == "closed",
+    ),
+    "AssignChatOperator(assignee=12)": (
+        "AssignChatOperator",
+        {"assignee": 12},
+        lambda chat: (chat["assignee"] or {}).get("id") == 12,
+    ),
+    "AssignChatOperator(department=2)": (
+        "AssignChatOperator",
+        {"department": 2},
+        lambda chat: (chat["department"] or {}).get("id") == 2,
+    ),
+    "SnoozeChatOperator(snoozed_until=...)": (
+        "SnoozeChatOperator",
+        {"snoozed_until": 1_900_000_000},
+        lambda chat: chat["snoozedUntil"] == "1900000000.000",
+    ),
+}
+
+
+def run_write(case: str, client: str, chats: int, limit: int) -> Row:
+    """One write operator over ``chats`` fresh chats at ``limit``/min, judged by what the stand-in holds."""
+    from airflow_provider_helpcrunch.operators import helpcrunch as operators
+
+    name, asked, written = WRITES[client]
+    standin = HelpCrunchStandIn(chats=0, requests_per_minute=limit).start()
+    ids = [
+        standin.add_chat(id=5200 + n, status="opened", assignee=None, department=None, snoozedUntil=None)[
+            "id"
+        ]
+        for n in range(chats)
+    ]
+    os.environ["AIRFLOW_CONN_HELPCRUNCH_DEFAULT"] = standin.connection_json()
+    op = getattr(operators, name)(task_id="write", chat_ids=ids, requests_per_minute=limit, **asked)
+    wall, note = timed_execute(op)
     standin.stop()
-    return judge(case, f"this provider (max_in_flight={max_in_flight})", standin, ids, limit, wall, note)
+    return judge(case, client, standin, ids, limit, wall, note, written=written)
+
+
+def every_write(chats: int) -> list[Row]:
+    rows = []
+    for client in WRITES:
+        step(f"8. {client} at the real 120/min, {chats} chats")
+        rows.append(run_write("8 other writes", client, chats, 120))
+    return rows
 
 
 def requests_loop_task(chat_ids: list[int]) -> None:
@@ -501,7 +566,10 @@ def main() -> int:
     parser.add_argument("--per-day", type=int, default=50, help="chats closed per day, for case 7")
     parser.add_argument("--retry-chats", type=int, default=2000, help="N of the retried run, for case 7")
     parser.add_argument("--waste-limit", type=int, default=6000, help="the scaled limit of case 7, per min")
-    parser.add_argument("--only", choices=["waste", "shared"], help="run only case 7, or only case 4")
+    parser.add_argument("--write-chats", type=int, default=120, help="N of each write of case 8")
+    parser.add_argument(
+        "--only", choices=["waste", "shared", "writes"], help="run only case 7, case 4 or case 8"
+    )
     args = parser.parse_args()
     LOG.write_text("")
     began = time.perf_counter()
@@ -515,6 +583,13 @@ def main() -> int:
         table = markdown(shared, None, [])
         (RESULTS / "shared.md").write_text(table)
         chart(shared, RESULTS / "shared.png")
+        print()
+        print(table)
+        print(f"benchmark took {time.perf_counter() - began:.0f} s")
+        return 0
+    if args.only == "writes":
+        table = markdown(every_write(args.write_chats), None, [])
+        (RESULTS / "writes.md").write_text(table)
         print()
         print(table)
         print(f"benchmark took {time.perf_counter() - began:.0f} s")
@@ -542,6 +617,7 @@ def main() -> int:
     rows.append(run_shared_key("4 shared key", args.shared_chats, 120))
     step(f"4. the same through one window in Redis, {args.shared_chats} chats")
     rows.append(run_shared_key("4 shared key", args.shared_chats, 120, redis=True))
+    rows += every_write(args.write_chats)
     step("5. client CPU per request")
     cost = client_cost()
     step("6. normalising 100,000 and 1,000,000 chat IDs")

@@ -166,7 +166,17 @@ def test_a_server_echoing_the_key_leaves_no_trace_in_the_task_log(
         assert form not in logged
 
 
-def test_a_retry_resumes_where_the_first_try_stopped(dagbag, fast_connection, capsys, caplog):
+@pytest.mark.parametrize(
+    ("dag_id", "written"),
+    [
+        ("helpcrunch_resume", lambda chat: chat["readByAgent"]),
+        ("helpcrunch_write_resume", lambda chat: chat["status"] == "closed"),
+    ],
+    ids=["marking", "status"],
+)
+def test_a_retry_resumes_where_the_first_try_stopped(
+    dagbag, fast_connection, capsys, caplog, dag_id, written
+):
     import logging
     import re
     from collections import Counter
@@ -177,10 +187,10 @@ def test_a_retry_resumes_where_the_first_try_stopped(dagbag, fast_connection, ca
     standin.inject(Fault(status=500), chat_id=5230)  # try 1 stops there (max_retries=0)
     caplog.set_level(logging.INFO)
 
-    dag_run, states = run(dagbag.get_dag("helpcrunch_resume"))
+    dag_run, states = run(dagbag.get_dag(dag_id))
 
     assert dag_run.state == "success", states
-    assert all(standin.chat(i)["readByAgent"] for i in range(5200, 5260))
+    assert all(written(standin.chat(i)) for i in range(5200, 5260))
     puts = Counter(r.chat_id for r in standin.requests if r.method == "PUT")
     logged = capsys.readouterr().out + caplog.text
     if _has_task_state_store():
@@ -263,29 +273,3 @@ def test_every_chat_write_in_a_dag_run(dagbag, fast_connection):
     # the snooze task took the chats from the hold task's output (a dict with "updated" and the rest)
     assert all(chats[i]["snoozedUntil"] == "1900000000.000" for i in (5200, 5201, 5202))
     assert chats[5207]["snoozedUntil"] is None
-
-
-def test_a_write_retry_resumes_where_the_first_try_stopped(dagbag, fast_connection, capsys, caplog):
-    import logging
-    import re
-    from collections import Counter
-
-    from airflow_provider_helpcrunch.testing import Fault
-
-    standin = fast_connection
-    standin.inject(Fault(status=500), chat_id=5230)  # try 1 stops there (max_retries=0)
-    caplog.set_level(logging.INFO)
-
-    dag_run, states = run(dagbag.get_dag("helpcrunch_write_resume"))
-
-    assert dag_run.state == "success", states
-    assert all(standin.chat(i)["status"] == "closed" for i in range(5200, 5260))
-    puts = Counter(r.chat_id for r in standin.requests if r.method == "PUT")
-    if _has_task_state_store():
-        assert puts == Counter({**dict.fromkeys(range(5200, 5260), 1), 5230: 2})
-        logged = capsys.readouterr().out + caplog.text
-        resumed = re.search(r"Resuming: (\d+) of 60 chats were done by earlier tries", logged)
-        assert resumed, "no resuming line"
-        assert 30 <= int(resumed.group(1)) <= 33
-    else:
-        assert all(puts[i] == 2 for i in range(5200, 5231))
