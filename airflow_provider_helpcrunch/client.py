@@ -168,52 +168,61 @@ class HelpCrunchClient:
     def paginate(
         self,
         fetch: Callable[[int, int], Any],
-        max_chats: int | None,
+        max_items: int | None,
         action: str,
         keep: Callable[[dict[str, Any]], bool] | None = None,
+        *,
+        kind: str = "chat",
+        list_keys: tuple[str, ...] = ("data",),
     ) -> Iterator[dict[str, Any]]:
         """
-        Yield chats page by page until a short or empty page (the total alone is not trusted: chats
-        come and go while we page). A chat seen on an earlier page is not yielded twice; with ``keep``,
-        only the chats it keeps are yielded and count toward ``max_chats``.
+        Yield items (chats, messages, customers) page by page until a short or empty page (the total
+        alone is not trusted: items come and go while we page). An item seen on an earlier page is not
+        yielded twice; with ``keep``, only the items it keeps are yielded and count toward ``max_items``.
+        Pages are fetched as the items are consumed: stop iterating, and no further page is fetched.
+
+        :param kind: what the items are, for messages.
+        :param list_keys: where a page holds its items (the first that is a list).
         """
         seen: set[int] = set()
         yielded = 0
         offset = 0
         while True:
-            wanted = PAGE_SIZE if max_chats is None else max_chats - yielded
+            wanted = PAGE_SIZE if max_items is None else max_items - yielded
             limit = PAGE_SIZE if keep is not None else min(PAGE_SIZE, wanted)
             if wanted <= 0:
                 return
             body = fetch(offset, limit)
-            data = body.get("data")
-            if not isinstance(data, list):
+            data = next((body[key] for key in list_keys if isinstance(body.get(key), list)), None)
+            if data is None:
+                where = " or ".join(repr(key) for key in list_keys)
                 raise HelpCrunchAPIError(
-                    f"HelpCrunch answered {action} without a 'data' list: "
+                    f"HelpCrunch answered {action} without a {where} list: "
                     f"{self._scrub.quote(short_repr(body))}"
                 )
             self.log.debug(
-                "%s offset %d: %d chat(s) of %s",
+                "%s offset %d: %d %s(s) of %s",
                 action,
                 offset,
                 len(data),
+                kind,
                 _total(body) or "an unknown total",
             )
-            for chat in data:
-                chat_id = chat.get("id") if isinstance(chat, dict) else None
-                if isinstance(chat_id, bool) or not isinstance(chat_id, int):
+            for item in data:
+                item_id = item.get("id") if isinstance(item, dict) else None
+                if isinstance(item_id, bool) or not isinstance(item_id, int):
                     raise HelpCrunchAPIError(
-                        f"HelpCrunch answered {action} with an entry that is not a chat with an id: "
-                        f"{self._scrub.quote(short_repr(chat))}"
+                        f"HelpCrunch answered {action} with an entry that is not a {kind} with an id: "
+                        f"{self._scrub.quote(short_repr(item))}"
                     )
-                if chat_id in seen:
+                if item_id in seen:
                     continue
-                seen.add(chat_id)
-                if keep is not None and not keep(chat):
+                seen.add(item_id)
+                if keep is not None and not keep(item):
                     continue
-                yield chat
+                yield item
                 yielded += 1
-                if max_chats is not None and yielded >= max_chats:
+                if max_items is not None and yielded >= max_items:
                     return
             if len(data) < limit:
                 return

@@ -43,6 +43,7 @@ from airflow_provider_helpcrunch.validation import (
     ReadBy,
     check_by,
     check_chat_id,
+    check_int,
     check_max_chats,
     check_read,
     check_unread_by,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_CONNECTIONS", "READ_ENDPOINTS", "HelpCrunchHook", "unread_filter"]
 
 READ_ENDPOINTS: dict[str, str] = {"agent": "/chats/readByAgent", "customer": "/chats/readByCustomer"}
+CUSTOMER_SORT_FIELDS = ("customers.firstSeen", "customers.lastSeen")
 
 
 class HelpCrunchHook(BaseHook):
@@ -562,6 +564,61 @@ class HelpCrunchHook(BaseHook):
             return self.client.request("POST", "/chats/search", json=body)
 
         return self.client.paginate(fetch, max_chats, "POST /chats/search", keep)
+
+    def list_chat_messages(
+        self, chat_id: int, *, max_messages: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """
+        The messages of one chat, newest first (``GET /chats/{id}/messages``), page by page, as a generator
+        of Message dicts: stop iterating and no further page is fetched.
+
+        :param chat_id: the HelpCrunch chat ID.
+        :param max_messages: stop after this many messages.
+        :raises HelpCrunchNotFoundError: no chat has this ID.
+        """
+        check_chat_id(chat_id)
+        if max_messages is not None:
+            check_int(max_messages, "max_messages")
+        path = f"/chats/{chat_id}/messages"
+
+        def fetch(offset: int, limit: int) -> Any:
+            return self.client.request(
+                "GET", path, params={"offset": offset, "limit": limit}, chat_id=chat_id
+            )
+
+        # the list is under "data" (one older revision of the docs shows it under "messages")
+        return self.client.paginate(
+            fetch, max_messages, f"GET {path}", kind="message", list_keys=("data", "messages")
+        )
+
+    def list_customers(
+        self, *, sort: str | None = None, order: str | None = None, max_customers: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """
+        Every customer of the account, page by page (``GET /customers``), as a generator of Customer dicts.
+
+        :param sort: ``customers.firstSeen`` or ``customers.lastSeen`` (the ``customers.`` prefix may be
+            left out).
+        :param order: ``"asc"`` or ``"desc"``.
+        :param max_customers: stop after this many customers.
+        """
+        if sort is not None:
+            sort = sort if str(sort).startswith("customers.") else f"customers.{sort}"
+            if sort not in CUSTOMER_SORT_FIELDS:
+                raise HelpCrunchConfigError(
+                    f"sort must be one of {', '.join(CUSTOMER_SORT_FIELDS)}, got {short_repr(sort)}"
+                )
+        if order is not None and order not in ("asc", "desc"):
+            raise HelpCrunchConfigError(f"order must be 'asc' or 'desc', got {short_repr(order)}")
+        if max_customers is not None:
+            check_int(max_customers, "max_customers")
+
+        def fetch(offset: int, limit: int) -> Any:
+            params = {"offset": offset, "limit": limit, "sort": sort, "order": order}
+            given = {name: value for name, value in params.items() if value is not None}
+            return self.client.request("GET", "/customers", params=given)
+
+        return self.client.paginate(fetch, max_customers, "GET /customers", kind="customer")
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key and the base URL with one cheap authenticated request (``GET /chats?limit=1``)."""

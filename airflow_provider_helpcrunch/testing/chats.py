@@ -163,3 +163,63 @@ def sort_key(field: str) -> Any:
         return (seconds is None, seconds or 0.0)
 
     return key
+
+
+def seed_messages(chat: dict[str, Any]) -> list[dict[str, Any]]:
+    """A chat's messages, newest first, the same for the same chat, from its creation to its last message."""
+    rng = random.Random(chat["id"])
+    created = int(timestamp_seconds(chat.get("createdAt")) or 0)
+    last = int(timestamp_seconds(chat.get("lastMessageAt")) or created)
+    count = rng.randint(0, 6) if last > created else (1 if created else 0)
+    moments = sorted(rng.randint(created, last) for _ in range(max(0, count - 1)))
+    if count:
+        moments.append(last)
+    messages = [make_message(chat, number, moment) for number, moment in enumerate(moments, start=1)]
+    messages.sort(key=message_order)
+    return messages
+
+
+def make_message(chat: dict[str, Any], number: int, created: int | float | str) -> dict[str, Any]:
+    """The ``number``-th message of a chat, created at ``created``, in HelpCrunch's shape."""
+    rng = random.Random(f"{chat['id']}-{number}")
+    by_agent = rng.random() < 0.5
+    agent = (chat.get("assignee") or rng.choice(AGENTS)) if by_agent else None
+    seconds = timestamp_seconds(created) or 0.0
+    stamp = f"{seconds:.3f}"
+    return {
+        "id": chat["id"] * 1000 + number,
+        "chat": chat["id"],
+        "from": "agent" if by_agent else "customer",
+        "agent": {"id": agent["id"], "name": agent["name"]} if agent else None,
+        "type": "message",
+        "text": rng.choice(_TEXTS),
+        "read": rng.random() < 0.7,
+        "edited": False,
+        "broadcastType": None,
+        "createdAt": stamp,
+        "updatedAt": stamp,
+    }
+
+
+def message_order(message: dict[str, Any]) -> tuple[float, int]:
+    """Newest first, as HelpCrunch sorts a chat's messages (ties by id, newest id first)."""
+    return (-(timestamp_seconds(message["createdAt"]) or 0.0), -message["id"])
+
+
+def customers_of(chats: Any) -> list[dict[str, Any]]:
+    """The account's customers, from its chats: each once, first and last seen, by id."""
+    found: dict[int, dict[str, Any]] = {}
+    for chat in chats:
+        customer = chat.get("customer")
+        if not customer:
+            continue
+        seen = int(timestamp_seconds(chat.get("createdAt")) or 0)
+        last = int(timestamp_seconds(chat.get("lastCustomerMessageAt")) or seen)
+        entry = found.setdefault(
+            customer["id"],
+            {**{k: v for k, v in customer.items() if k != "tagsData"}, "firstSeen": seen, "lastSeen": last},
+        )
+        entry["tagsData"] = [{"name": tag} for tag in customer.get("tagsData") or []]
+        entry["firstSeen"] = min(entry["firstSeen"], seen)
+        entry["lastSeen"] = max(entry["lastSeen"], last)
+    return sorted(found.values(), key=lambda customer: customer["id"])

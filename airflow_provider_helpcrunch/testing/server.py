@@ -22,8 +22,12 @@ from airflow_provider_helpcrunch.testing.chats import (
     DEPARTMENTS,
     FilterError,
     check_filter,
+    customers_of,
     make_chats,
+    make_message,
     matches,
+    message_order,
+    seed_messages,
     sort_key,
 )
 
@@ -78,7 +82,9 @@ class _PlannedFault:
     fault: Fault
     request: int | None = None
     chat_id: int | None = None
+    path: str | None = None
     attempts: set[int] = field(default_factory=set)
+    seen: int = 0  # requests so far at ``path``
 
 
 class HelpCrunchStandIn:
@@ -146,6 +152,7 @@ class HelpCrunchStandIn:
         self._chats: dict[int, dict] = {chat["id"]: chat for chat in seeded}
         self._next_id = max(self._chats, default=5199) + 1
         self._requests: list[RequestRecord] = []
+        self._messages: dict[int, list[dict]] = {}
         self._window_hits: deque[float] = deque()
         self._faults: list[_PlannedFault] = []
         self._attempts: dict[int, int] = {}
@@ -223,12 +230,16 @@ class HelpCrunchStandIn:
             return copy.deepcopy(self._chats[chat_id])
 
     def add_chat(self, **fields: Any) -> dict:
-        """Add a chat (seeded defaults, overridden by ``fields``); returns a copy of it."""
+        """
+        Add a chat (seeded defaults, overridden by ``fields``), with no messages until
+        :meth:`add_message`; returns a copy of it.
+        """
         with self._lock:
             chat_id = fields.get("id", self._next_id)
             chat = make_chats(1, seed=chat_id, first_id=chat_id)[0]
             chat.update(fields)
             self._chats[chat_id] = chat
+            self._messages[chat_id] = []
             self._next_id = max(self._next_id, chat_id + 1)
             return copy.deepcopy(chat)
 
@@ -259,17 +270,21 @@ class HelpCrunchStandIn:
         *,
         request: int | None = None,
         chat_id: int | None = None,
+        path: str | None = None,
         attempts: int | tuple[int, ...] = 1,
     ) -> None:
         """
-        Script a fault: for the ``request``-th request from the start (1-based), or for the given
-        ``attempts`` (1-based, counted per chat) at chat ``chat_id``.
+        Script a fault: for the ``request``-th request from the start (1-based), for the given
+        ``attempts`` (1-based, counted per chat) at chat ``chat_id``, or for the given ``attempts`` at
+        a path (``"/v1/customers"``: counted over the requests whose path starts so).
         """
-        if (request is None) == (chat_id is None):
-            raise ValueError("give exactly one of request= or chat_id=")
+        if sum(given is not None for given in (request, chat_id, path)) != 1:
+            raise ValueError("give exactly one of request=, chat_id= or path=")
         wanted = {attempts} if isinstance(attempts, int) else set(attempts)
         with self._lock:
-            self._faults.append(_PlannedFault(fault, request=request, chat_id=chat_id, attempts=wanted))
+            self._faults.append(
+                _PlannedFault(fault, request=request, chat_id=chat_id, path=path, attempts=wanted)
+            )
 
     @property
     def request_count(self) -> int:
@@ -279,7 +294,7 @@ class HelpCrunchStandIn:
 
     # ------------------------------------------------------------------ request handling
 
-    def _admit(self, chat_id: int | None) -> tuple[int, Fault | None]:
+    def _admit(self, chat_id: int | None, path: str) -> tuple[int, Fault | None]:
         """Number the request and find the fault planned for it, if any."""
         with self._lock:
             self._count += 1
@@ -287,12 +302,17 @@ class HelpCrunchStandIn:
             attempt = None
             if chat_id is not None:
                 attempt = self._attempts[chat_id] = self._attempts.get(chat_id, 0) + 1
+            found = None
             for planned in self._faults:
-                if planned.request == number or (
+                if planned.path is not None and path.startswith(planned.path):
+                    planned.seen += 1
+                    if planned.seen in planned.attempts:
+                        found = found or planned.fault
+                elif planned.request == number or (
                     planned.chat_id is not None and planned.chat_id == chat_id and attempt in planned.attempts
                 ):
-                    return number, planned.fault
-            return number, None
+                    found = found or planned.fault
+            return number, found
 
     def _log(self, record: RequestRecord) -> None:
         with self._lock:
@@ -329,6 +349,13 @@ class HelpCrunchStandIn:
             return self._mark_read(path.rsplit("/", 1)[1], body)
         if method == "PUT" and path in _WRITES:
             return self._write(path, body)
+        if method == "GET" and path == "/v1/customers":
+            return self._customers(query)
+        if method == "POST" and path == "/v1/messages":
+            return self._post_message(body)
+        messages = re.fullmatch(r"/v1/chats/(\d+)/messages", path)
+        if method == "GET" and messages:
+            return self._messages_page(int(messages.group(1)), query)
         if method == "GET" and path == "/v1/chats":
             return self._list(query)
         if method == "POST" and path == "/v1/chats/search":
@@ -379,6 +406,73 @@ class HelpCrunchStandIn:
                 chat["closedAt"] = now
             chat["updatedAt"] = now
             return 200, copy.deepcopy(chat)
+
+    # ------------------------------------------------------------------ messages and customers
+
+    def messages(self, chat_id: int) -> list[dict]:
+        """A copy of a chat's messages, newest first (seeded the first time they are asked for)."""
+        with self._lock:
+            return copy.deepcopy(self._messages_of(chat_id))
+
+    def add_message(self, chat_id: int, **fields: Any) -> dict:
+        """Add a message to a chat (created now unless ``createdAt`` says otherwise), as a new message
+        would: the chat's ``lastMessageAt`` and ``updatedAt`` move to it."""
+        with self._lock:
+            chat = self._chats[chat_id]
+            messages = self._messages_of(chat_id)
+            created = fields.pop("createdAt", None)
+            created = int(time.time()) if created is None else created
+            message = make_message(chat, len(messages) + 1, created)
+            message.update(fields)
+            messages.append(message)
+            messages.sort(key=message_order)
+            chat["lastMessageAt"] = chat["updatedAt"] = created
+            chat["lastMessageText"] = message["text"]
+            return copy.deepcopy(message)
+
+    def _messages_of(self, chat_id: int) -> list[dict]:
+        """Call with the lock held."""
+        if chat_id not in self._messages:
+            self._messages[chat_id] = seed_messages(self._chats[chat_id])
+        return self._messages[chat_id]
+
+    def _messages_page(self, chat_id: int, query: dict[str, list[str]]) -> tuple[int, Any]:
+        offset, limit = self._page(query.get("offset", [None])[-1], query.get("limit", [None])[-1])
+        with self._lock:
+            if chat_id not in self._chats:
+                return 404, _errors({"code": "chat_not_found", "message": "Chat is missing"})
+            messages = self._messages_of(chat_id)
+            return 200, {"data": copy.deepcopy(messages[offset : offset + limit]), "total": len(messages)}
+
+    def _post_message(self, body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            return _bad_request("The request body must be a JSON object")
+        chat_id, text = body.get("chat"), body.get("text")
+        if isinstance(chat_id, bool) or not isinstance(chat_id, int):
+            return _bad_request('"chat" is required and must be an integer')
+        if not isinstance(text, str) or not text:
+            return _bad_request('"text" is required')
+        if body.get("type", "message") not in ("message", "private"):
+            return _invalid_value("type")
+        with self._lock:
+            if chat_id not in self._chats:
+                return 404, _errors({"code": "chat_not_found", "message": "Chat is missing"})
+            return 200, self.add_message(chat_id, text=text, type=body.get("type", "message"))
+
+    def _customers(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+        def one(name: str) -> str | None:
+            return query.get(name, [None])[-1]
+
+        offset, limit = self._page(one("offset"), one("limit"))
+        sort, order = one("sort"), one("order") or "asc"
+        if sort not in (None, "customers.firstSeen", "customers.lastSeen") or order not in ORDERS:
+            raise _BadRequest(f"Unknown sort {sort!r} or order {order!r}")
+        with self._lock:
+            found = customers_of(self._chats.values())
+        if sort:
+            field_name = sort.removeprefix("customers.")
+            found.sort(key=lambda customer: (customer[field_name], customer["id"]), reverse=order == "desc")
+        return 200, {"data": found[offset : offset + limit], "total": len(found)}
 
     def _status(self, value: Any) -> Any:
         allowed = {"new", "opened", "pending", "no communication", "closed", self.on_hold}
@@ -561,9 +655,9 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError:
                 body, malformed = raw.decode("utf-8", "replace"), True
         chat_id = body.get("id") if isinstance(body, dict) and isinstance(body.get("id"), int) else None
-        if chat_id is None and (match := re.fullmatch(r"/v1/chats/(\d+)", path)):
+        if chat_id is None and (match := re.fullmatch(r"/v1/chats/(\d+)(?:/messages)?", path)):
             chat_id = int(match.group(1))
-        number, fault = standin._admit(chat_id)
+        number, fault = standin._admit(chat_id, path)
 
         def record(status: int | None) -> None:
             standin._log(RequestRecord(number, method, self.path, body, status, arrived, chat_id, fault))

@@ -363,3 +363,50 @@ def test_fixture_works_from_a_users_own_test_file(tmp_path):
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "1 passed" in completed.stdout
     assert str(REPO) not in completed.stdout.split("rootdir:")[-1].split("\n")[0]
+
+
+class TestMessagesAndCustomers:
+    def test_messages_newest_first_in_pages_of_at_most_100(self, standin, api):
+        chat_id = standin.add_chat(id=9000)["id"]
+        for n in range(150):
+            standin.add_message(chat_id, createdAt=1_764_000_000 + n)
+        first = api.get(f"{api.base}/chats/{chat_id}/messages", params={"limit": 500}).json()
+        assert (len(first["data"]), first["total"]) == (100, 150)
+        assert float(first["data"][0]["createdAt"]) == 1_764_000_149
+        rest = api.get(f"{api.base}/chats/{chat_id}/messages", params={"offset": 100}).json()["data"]
+        assert [float(m["createdAt"]) for m in rest] == [1_764_000_000 + n for n in range(49, -1, -1)]
+        assert api.get(f"{api.base}/chats/1/messages").status_code == 404
+
+    def test_seeded_chats_have_seeded_messages_up_to_their_last_one(self, make_helpcrunch_standin):
+        standin = make_helpcrunch_standin(chats=20, api_key=API_KEY, requests_per_minute=None)
+        for chat in standin.chats.values():
+            messages = standin.messages(chat["id"])
+            assert messages == standin.messages(chat["id"])  # the same every time
+            if messages:
+                assert float(messages[0]["createdAt"]) == float(chat["lastMessageAt"])
+
+    def test_a_new_message_moves_the_chat(self, standin, api):
+        chat_id = next(iter(standin.chats))
+        answer = api.post(f"{api.base}/messages", json={"chat": chat_id, "text": "Hello", "type": "message"})
+        assert answer.status_code == 200
+        chat = standin.chat(chat_id)
+        assert chat["updatedAt"] == chat["lastMessageAt"] == int(float(answer.json()["createdAt"]))
+        assert chat["lastMessageText"] == "Hello"
+        assert api.post(f"{api.base}/messages", json={"chat": chat_id}).status_code == 400
+        assert api.post(f"{api.base}/messages", json={"chat": 1, "text": "x"}).status_code == 404
+
+    def test_customers_of_the_chats_paged_and_sorted(self, make_helpcrunch_standin, api):
+        standin = make_helpcrunch_standin(chats=150, api_key=API_KEY, requests_per_minute=None)
+        expected = {chat["customer"]["id"] for chat in standin.chats.values()}
+        first = api.get(f"{standin.base_url}/customers", params={"sort": "customers.firstSeen"}).json()
+        rest = api.get(f"{standin.base_url}/customers", params={"offset": 100}).json()
+        assert first["total"] == len(expected)
+        assert [c["firstSeen"] for c in first["data"]] == sorted(c["firstSeen"] for c in first["data"])
+        assert len(first["data"]) == 100
+        assert len(rest["data"]) == len(expected) - 100
+        assert api.get(f"{standin.base_url}/customers", params={"sort": "name"}).status_code == 400
+
+    def test_a_fault_at_a_path(self, standin, api):
+        standin.inject(Fault(status=503), path="/v1/customers", attempts=2)
+        statuses = [api.get(f"{api.base}/customers").status_code for _ in range(3)]
+        assert statuses == [200, 503, 200]

@@ -788,3 +788,56 @@ class TestChatWrites:
         hook.snooze_chat(7, 1_764_000_000)
         assert requests_mock.call_count == 3
         assert 3.0 in clock.backoffs
+
+
+class TestMessagesAndCustomers:
+    def test_messages_page_by_page_and_stop_when_no_longer_consumed(self, hook, requests_mock):
+        def page(request, context):
+            offset, limit = int(request.qs["offset"][0]), int(request.qs["limit"][0])
+            return {
+                "data": [{"id": n, "chat": 7} for n in range(offset, min(offset + limit, 250))],
+                "total": 250,
+            }
+
+        requests_mock.get(f"{BASE}/chats/7/messages", json=page)
+        messages = hook.list_chat_messages(7)
+        first = [next(messages)["id"] for _ in range(150)]
+        assert first == list(range(150))
+        assert requests_mock.call_count == 2  # the third page is fetched only if asked for
+        messages.close()
+        assert len(list(hook.list_chat_messages(7))) == 250
+        assert requests_mock.call_count == 5
+
+    def test_an_older_revisions_messages_key_is_read(self, hook, requests_mock):
+        requests_mock.get(f"{BASE}/chats/7/messages", json={"messages": [{"id": 1}], "total": 1})
+        assert [m["id"] for m in hook.list_chat_messages(7)] == [1]
+
+    def test_a_page_that_is_not_a_list_of_messages_is_an_error(self, hook, requests_mock):
+        requests_mock.get(f"{BASE}/chats/7/messages", json={"data": [{"text": "no id"}]})
+        with pytest.raises(HelpCrunchAPIError, match="not a message with an id"):
+            list(hook.list_chat_messages(7))
+
+    def test_a_missing_chat_is_not_found(self, hook, requests_mock):
+        requests_mock.get(f"{BASE}/chats?limit=1", json={"data": [], "meta": {"total": 0}})
+        requests_mock.get(f"{BASE}/chats/7/messages", status_code=404, json=errors("chat_not_found"))
+        with pytest.raises(HelpCrunchNotFoundError):
+            list(hook.list_chat_messages(7))
+
+    def test_customers_with_their_sort(self, hook, requests_mock):
+        requests_mock.get(f"{BASE}/customers", json={"data": [{"id": 1}, {"id": 2}], "total": 2})
+        assert [c["id"] for c in hook.list_customers(sort="lastSeen", order="desc")] == [1, 2]
+        sent = requests_mock.last_request.url
+        assert sent == f"{BASE}/customers?offset=0&limit=100&sort=customers.lastSeen&order=desc"
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"sort": "name"}, "sort must be one of"),
+            ({"order": "up"}, "order must be"),
+            ({"max_customers": 0}, "max_customers must be"),
+        ],
+    )
+    def test_bad_customer_arguments_send_nothing(self, hook, requests_mock, kwargs, message):
+        with pytest.raises(HelpCrunchConfigError, match=message):
+            list(hook.list_customers(**kwargs))
+        assert requests_mock.call_count == 0
