@@ -8,13 +8,18 @@ from packaging.version import Version
 
 from airflow_provider_helpcrunch.testing.airflow_home import load_dagbag
 from airflow_provider_helpcrunch.timestamps import timestamp_seconds
-from tests.helpers import API_KEY
+from tests.helpers import AIRFLOW_HOME, API_KEY
 
 pytestmark = pytest.mark.e2e
 
 AIRFLOW_VERSION = Version(airflow_version)
 
-EXAMPLES = ("example_helpcrunch_cleanup", "example_helpcrunch_mark_in_batches")
+EXAMPLES = (
+    "example_helpcrunch_cleanup",
+    "example_helpcrunch_mark_in_batches",
+    "example_helpcrunch_export",
+    "example_helpcrunch_export_loaded",
+)
 
 
 def run(dag, **conf):
@@ -273,3 +278,83 @@ def test_every_chat_write_in_a_dag_run(dagbag, fast_connection):
     # the snooze task took the chats from the hold task's output (a dict with "updated" and the rest)
     assert all(chats[i]["snoozedUntil"] == "1900000000.000" for i in (5200, 5201, 5202))
     assert chats[5207]["snoozedUntil"] is None
+
+
+def test_export_example_writes_every_stream_and_a_retry_does_not_export_a_finished_one_again(
+    dagbag, fast_connection, capsys, caplog
+):
+    import gzip
+    import json
+    import logging
+    from pathlib import Path
+
+    import pendulum
+
+    from airflow_provider_helpcrunch.testing import Fault
+
+    standin = fast_connection
+    standin.inject(Fault(status=500), path="/v1/customers")  # try 1 fails after chats and messages
+    caplog.set_level(logging.INFO)
+    dag = dagbag.get_dag("example_helpcrunch_export")
+    for task in dag.tasks:  # the example retries after 5 minutes; here at once, and only once
+        task.retries, task.retry_delay, task.max_retries = 1, pendulum.duration(seconds=0), 0
+    interval = dag.timetable.infer_manual_data_interval(run_after=pendulum.now("UTC"))
+    for chat_id in (5200, 5201):  # changed in the run's interval, with a message written in it
+        standin.add_message(chat_id, createdAt=int(interval.end.timestamp()) - 3 * 3600)
+
+    if AIRFLOW_VERSION.major < 3:  # 2.11's dag.test() does not register datasets as the DAG processor does
+        _register_datasets(dag)
+
+    dag_run, _ = run(dag)
+
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert dag_run.state == "success", states
+    folder = Path(AIRFLOW_HOME) / "helpcrunch-export"
+    written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.jsonl.gz"))
+    window = f"{dag_run.data_interval_start:%Y%m%dT%H%M%SZ}_{dag_run.data_interval_end:%Y%m%dT%H%M%SZ}"
+    assert written == [
+        f"chats/{window}.jsonl.gz",
+        f"customers/snapshot_{dag_run.data_interval_end:%Y%m%dT%H%M%SZ}.jsonl.gz",
+        f"messages/{window}.jsonl.gz",
+    ]
+    chats = [json.loads(line) for line in gzip.decompress((folder / written[0]).read_bytes()).splitlines()]
+    assert {5200, 5201} <= {chat["id"] for chat in chats}
+    searches = [r for r in standin.requests if r.path == "/v1/chats/search"]
+    customers = [r for r in standin.requests if r.path.startswith("/v1/customers")]
+    assert customers[0].status == 500
+    # an asset event per stream, saying which file it wrote
+    extras = {uri.rsplit("/", 1)[1]: extra for uri, extra in _asset_events()}
+    assert {stream: extras[stream]["path"].rsplit("/", 2)[1] for stream in extras} == {
+        "chats": "chats",
+        "messages": "messages",
+        "customers": "customers",
+    }
+    assert extras["chats"]["records"] == len(chats)
+    if _has_task_state_store():  # try 2 did not search the chats again: it only exported the customers
+        assert "chats, messages done by an earlier try" in capsys.readouterr().out + caplog.text
+        assert len(searches) == 2  # try 1's: the window's chats, and those changed since
+    else:
+        assert len(searches) == 4
+
+
+def _asset_events() -> list[tuple[str, dict]]:
+    """(URI, extra) of every asset event in the metadata DB (a "dataset" event on Airflow 2)."""
+    from airflow.utils.session import create_session
+
+    try:
+        from airflow.models.asset import AssetEvent as Event
+    except ImportError:
+        from airflow.models.dataset import DatasetEvent as Event
+    with create_session() as session:
+        return [(event.uri, dict(event.extra or {})) for event in session.query(Event).all()]
+
+
+def _register_datasets(dag) -> None:
+    from airflow.models.dataset import DatasetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        for task in dag.tasks:
+            for outlet in task.outlets:
+                if not session.query(DatasetModel).filter_by(uri=outlet.uri).first():
+                    session.add(DatasetModel(uri=outlet.uri))

@@ -1,0 +1,3 @@
+"""Transfers from HelpCrunch to other systems."""
+
+from __future__ import annotations

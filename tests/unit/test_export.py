@@ -1,0 +1,93 @@
+"""The export operator's arguments, window rule and asset URIs (its runs are in tests/integration)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pendulum
+import pytest
+
+from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
+from airflow_provider_helpcrunch.transfers.helpcrunch_to_object_storage import (
+    HelpCrunchToObjectStorageOperator,
+    _asset_uri,
+)
+
+DAY_START = datetime(2026, 12, 1, tzinfo=UTC)
+DAY_END = datetime(2026, 12, 2, tzinfo=UTC)
+
+
+def operator(**kwargs):
+    return HelpCrunchToObjectStorageOperator(task_id="export", path="file:///tmp/x", **kwargs)
+
+
+class FakeRun:
+    run_after = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
+
+
+class TestWindow:
+    def test_the_data_interval_by_default(self):
+        context = {"data_interval_start": DAY_START, "data_interval_end": DAY_END}
+        assert operator()._window(context) == (DAY_START, DAY_END)
+
+    def test_given_bounds_in_every_form(self):
+        op = operator(window_start="2026-12-01T00:00:00+00:00", window_end=str(int(DAY_END.timestamp())))
+        assert op._window({}) == (DAY_START, DAY_END)
+        op = operator(window_start=pendulum.instance(DAY_START), window_end=DAY_END.replace(tzinfo=None))
+        assert op._window({}) == (DAY_START, DAY_END)
+
+    def test_an_empty_interval_exports_the_day_before_its_end(self):
+        # Airflow 3's default cron timetable gives a run an interval that starts where it ends
+        context = {"data_interval_start": DAY_END, "data_interval_end": DAY_END}
+        assert operator()._window(context) == (DAY_START, DAY_END)
+
+    def test_no_interval_exports_the_window_before_run_after(self):
+        op = operator(window_if_no_interval=timedelta(hours=6))
+        start, end = op._window(
+            {"data_interval_start": None, "data_interval_end": None, "dag_run": FakeRun()}
+        )
+        assert (start, end) == (FakeRun.run_after - timedelta(hours=6), FakeRun.run_after)
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"window_start": "yesterday", "window_end": DAY_END}, "window_start must be"),
+            ({"window_start": DAY_END, "window_end": DAY_START}, "must start before it ends"),
+        ],
+    )
+    def test_bad_bounds_are_named(self, kwargs, message):
+        with pytest.raises(HelpCrunchConfigError, match=message):
+            operator(**kwargs)._window({})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"streams": ["chats", "tickets"]}, "streams must be some of"),
+        ({"streams": []}, "streams must be some of"),
+        ({"streams": ["chats", "chats"]}, "each once"),
+        ({"compression": "zip"}, "compression must be None or 'gzip'"),
+        ({"window_if_no_interval": 3600}, "window_if_no_interval must be a positive timedelta"),
+        ({"max_in_flight": 0}, "max_in_flight must be"),
+        ({"resume": "no"}, "resume must be True or False"),
+    ],
+)
+def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs, message):
+    with pytest.raises(HelpCrunchConfigError, match=message):
+        operator(**kwargs)
+
+
+def test_an_asset_per_stream_without_the_connection_in_its_uri():
+    op = HelpCrunchToObjectStorageOperator(
+        task_id="export", path="s3://aws_default@bucket/helpcrunch/", streams=["chats", "customers"]
+    )
+    assert [outlet.uri for outlet in op.outlets] == [
+        "s3://bucket/helpcrunch/chats",
+        "s3://bucket/helpcrunch/customers",
+    ]
+    assert _asset_uri("file:///data/hc", "messages") == "file:///data/hc/messages"
+
+
+def test_a_templated_path_declares_no_asset_of_its_own():
+    op = HelpCrunchToObjectStorageOperator(task_id="export", path="{{ var.value.export_path }}")
+    assert op.outlets == []
