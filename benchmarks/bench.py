@@ -13,7 +13,8 @@ stand-in saw: achieved rate as a fraction of the limit, 429s drawn, chats lost (
 6. normalising 100,000 and 1,000,000 chat IDs from XCom shapes;
 7. requests that change nothing: the cleanup example in steady state with and without ``unread_by``, and a
    retry of a 2,000-chat run stopped at about chat 1,500, with and without ``resume`` (Airflow 3.3);
-8. every other chat write (status, assignee, department, snooze) at the real 120/min.
+8. every other chat write (status, assignee, department, snooze) at the real 120/min;
+9. the export to object storage: requests against the fewest a client needs, and peak memory at two sizes.
 
 Writes ``benchmarks/results/results.md``, ``results.json`` and ``throughput.png``; prints the tables.
 """
@@ -183,6 +184,85 @@ def every_write(chats: int) -> list[Row]:
     for client in WRITES:
         step(f"8. {client} at the real 120/min, {chats} chats")
         rows.append(run_write("8 other writes", client, chats, 120))
+    return rows
+
+
+EXPORT_START, EXPORT_END = 1_764_000_000, 1_764_086_400
+
+
+def run_export(chats: int, messages: int, limit: int) -> dict:
+    """Case 9: ``chats`` chats changed in a day, ``messages`` messages each written that day, to file://."""
+    import shutil
+    import tempfile
+
+    from airflow_provider_helpcrunch.transfers.helpcrunch_to_object_storage import (
+        HelpCrunchToObjectStorageOperator,
+    )
+
+    standin = HelpCrunchStandIn(chats=0, requests_per_minute=limit).start()
+    for n in range(chats):
+        chat_id = 100_000 + n
+        standin.add_chat(id=chat_id, createdAt=EXPORT_START - 86_400 + n)
+        for m in range(messages):
+            standin.add_message(chat_id, createdAt=EXPORT_START + n % 80_000 + m)
+        standin.update_chat(chat_id, updatedAt=EXPORT_START + n % 80_000)
+    os.environ["AIRFLOW_CONN_HELPCRUNCH_DEFAULT"] = standin.connection_json()
+    folder = tempfile.mkdtemp(prefix="helpcrunch-bench-export-")
+    op = HelpCrunchToObjectStorageOperator(
+        task_id="export",
+        path=f"file://{folder}",
+        window_start=EXPORT_START,
+        window_end=EXPORT_END,
+        requests_per_minute=limit,
+        compression="gzip",
+        max_in_flight=8,
+    )
+    tracemalloc.start()
+    wall, note = timed_execute(op)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    standin.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+    seen = standin.requests
+    ok = [r.time for r in seen if r.status == 200]
+    # the fewest requests: the window's pages of chats (a full last page needs one more to see the end),
+    # one search for chats changed since, and a page of messages per chat
+    fewest = chats // 100 + 1 + 1 + chats * (messages // 100 + 1)
+    return {
+        "chats": chats,
+        "messages": chats * messages,
+        "limit": limit,
+        "requests": len(seen),
+        "fewest": fewest,
+        "rate": rate_per_minute(len(ok), ok[-1] - ok[0]) / limit if len(ok) > 1 else 0.0,
+        "throttled": sum(1 for r in seen if r.status == 429),
+        "minutes_at_120": len(seen) / 120,
+        "peak_mib": peak / 2**20,
+        "wall_s": wall,
+        "note": note,
+    }
+
+
+def export_table(rows: list[dict]) -> str:
+    lines = [
+        "| chats | messages | limit/min | requests | fewest possible | rate / limit | 429s "
+        "| minutes at 120/min | peak MiB | note |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    lines += [
+        f"| {r['chats']:,} | {r['messages']:,} | {r['limit']:,} | {r['requests']:,} | {r['fewest']:,} "
+        f"| {r['rate']:.1%} | {r['throttled']} | {r['minutes_at_120']:.1f} | {r['peak_mib']:.1f} "
+        f"| {r['note']} |"
+        for r in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def exports(sizes: list[int], messages: int, limit: int) -> list[dict]:
+    rows = []
+    for chats in sizes:
+        step(f"9. export of {chats:,} chats with {messages} messages each, at a scaled {limit:,}/min")
+        rows.append(run_export(chats, messages, limit))
     return rows
 
 
@@ -557,6 +637,13 @@ def markdown(rows: list[Row], cost: dict[str, float] | None, sizes: list[dict]) 
     return "\n".join(lines) + "\n"
 
 
+def shared_key_part(chats: int) -> str:
+    """Case 4 alone: its table, and its chart in shared.png."""
+    rows = [run_shared_key("4 shared key", chats, 120, redis=redis) for redis in (False, True)]
+    chart(rows, RESULTS / "shared.png")
+    return markdown(rows, None, [])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scaled-chats", type=int, default=1000, help="N at the scaled 600/min limit")
@@ -567,8 +654,13 @@ def main() -> int:
     parser.add_argument("--retry-chats", type=int, default=2000, help="N of the retried run, for case 7")
     parser.add_argument("--waste-limit", type=int, default=6000, help="the scaled limit of case 7, per min")
     parser.add_argument("--write-chats", type=int, default=120, help="N of each write of case 8")
+    parser.add_argument("--export-sizes", default="1000,20000", help="chats of each export of case 9")
+    parser.add_argument("--export-messages", type=int, default=5, help="messages per chat in case 9")
+    parser.add_argument("--export-limit", type=int, default=6_000, help="the scaled limit of case 9")
     parser.add_argument(
-        "--only", choices=["waste", "shared", "writes"], help="run only case 7, case 4 or case 8"
+        "--only",
+        choices=["waste", "shared", "writes", "export"],
+        help="run only case 7, case 4, case 8 or case 9",
     )
     args = parser.parse_args()
     LOG.write_text("")
@@ -576,27 +668,16 @@ def main() -> int:
 
     step("migrating the benchmark's Airflow DB (for the DAGs run with dag.test())")
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, check=True)
-    if args.only == "shared":
-        shared = [
-            run_shared_key("4 shared key", args.shared_chats, 120, redis=redis) for redis in (False, True)
-        ]
-        table = markdown(shared, None, [])
-        (RESULTS / "shared.md").write_text(table)
-        chart(shared, RESULTS / "shared.png")
-        print()
-        print(table)
-        print(f"benchmark took {time.perf_counter() - began:.0f} s")
-        return 0
-    if args.only == "writes":
-        table = markdown(every_write(args.write_chats), None, [])
-        (RESULTS / "writes.md").write_text(table)
-        print()
-        print(table)
-        print(f"benchmark took {time.perf_counter() - began:.0f} s")
-        return 0
-    if args.only == "waste":
-        table = waste_table(wasted_requests(args.per_day, args.retry_chats, args.waste_limit))
-        (RESULTS / "waste.md").write_text(table)
+    export_sizes = [int(size) for size in args.export_sizes.split(",")]
+    if args.only is not None:
+        parts = {
+            "shared": lambda: shared_key_part(args.shared_chats),
+            "waste": lambda: waste_table(wasted_requests(args.per_day, args.retry_chats, args.waste_limit)),
+            "writes": lambda: markdown(every_write(args.write_chats), None, []),
+            "export": lambda: export_table(exports(export_sizes, args.export_messages, args.export_limit)),
+        }
+        table = parts[args.only]()
+        (RESULTS / f"{args.only}.md").write_text(table)
         print()
         print(table)
         print(f"benchmark took {time.perf_counter() - began:.0f} s")
@@ -623,9 +704,10 @@ def main() -> int:
     step("6. normalising 100,000 and 1,000,000 chat IDs")
     sizes = scale()
     waste = wasted_requests(args.per_day, args.retry_chats, args.waste_limit)
+    exported = exports(export_sizes, args.export_messages, args.export_limit)
     step("report and chart")
 
-    table = markdown(rows, cost, sizes) + "\n" + waste_table(waste)
+    table = markdown(rows, cost, sizes) + "\n" + waste_table(waste) + "\n" + export_table(exported)
     (RESULTS / "results.md").write_text(table)
     (RESULTS / "results.json").write_text(
         json.dumps(
@@ -634,6 +716,7 @@ def main() -> int:
                 "cost": cost,
                 "scale": sizes,
                 "waste": waste,
+                "export": exported,
             },
             indent=1,
         )

@@ -495,12 +495,12 @@ class HelpCrunchStandIn:
             raise _BadRequest(f"Unknown sort field {sort!r}")
         if order is not None and order not in ORDERS:
             raise _BadRequest(f"Unknown order {order!r}")
-        with self._lock:
-            chats = [copy.deepcopy(chat) for chat in self._chats.values()]
-        if sort:
-            chats.sort(key=sort_key(sort), reverse=order == "desc")
-        elif order == "desc":
-            chats.reverse()
+        with self._lock:  # the chats themselves: only the page answered is copied (see _answer_page)
+            chats = list(self._chats.values())
+            if sort:
+                chats.sort(key=sort_key(sort), reverse=order == "desc")
+            elif order == "desc":
+                chats.reverse()
         return chats
 
     def _list(self, query: dict[str, list[str]]) -> tuple[int, Any]:
@@ -509,7 +509,7 @@ class HelpCrunchStandIn:
 
         offset, limit = self._page(one("offset"), one("limit"))
         chats = self._sorted(one("sort"), one("order"))
-        return 200, {"data": chats[offset : offset + limit], "meta": {"total": len(chats)}}
+        return self._answer_page(chats, offset, limit)
 
     def _search(self, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict):
@@ -526,8 +526,15 @@ class HelpCrunchStandIn:
             raise _BadRequest(str(err)) from None
         offset, limit = self._page(body.get("offset"), body.get("limit"))
         chats = self._sorted(body.get("sort"), body.get("order"))
-        found = [chat for chat in chats if matches(chat, filters, comparison)]
-        return 200, {"data": found[offset : offset + limit], "meta": {"total": len(found)}}
+        with self._lock:
+            found = [chat for chat in chats if matches(chat, filters, comparison)]
+        return self._answer_page(found, offset, limit)
+
+    def _answer_page(self, chats: list[dict], offset: int, limit: int) -> tuple[int, Any]:
+        """A page of chats, copied under the lock (a write may change a chat at any moment)."""
+        with self._lock:
+            page = copy.deepcopy(chats[offset : offset + limit])
+        return 200, {"data": page, "meta": {"total": len(chats)}}
 
 
 _INVALID = object()
