@@ -379,7 +379,7 @@ class AssignChatOperator(BaseChatWriteOperator):
             state=f"with {target}" + (" and no agent" if self.unassign else "")
             if target
             else "with no agent",
-            short="so" if target else "unassigned",
+            short="assigned so" if target else "unassigned",
             write=write,
             is_unchanged=is_unchanged,
         )
@@ -429,7 +429,7 @@ class SnoozeChatOperator(BaseChatWriteOperator):
             done="snoozed" if until is not None else "unsnoozed",
             goal=when,
             state=f"snoozed {when}" if until is not None else "not snoozed",
-            short="so" if until is not None else "not snoozed",
+            short="snoozed so" if until is not None else "not snoozed",
             write=write,
             is_unchanged=lambda chat: shows_snooze(chat, until),
         )

@@ -27,7 +27,7 @@ from airflow_provider_helpcrunch.filters import to_timestamp
 from airflow_provider_helpcrunch.operators.helpcrunch import MAX_IN_FLIGHT, BaseHelpCrunchOperator
 from airflow_provider_helpcrunch.outside_text import short_repr
 from airflow_provider_helpcrunch.timestamps import timestamp_seconds
-from airflow_provider_helpcrunch.validation import check_bool, check_int
+from airflow_provider_helpcrunch.validation import check_bool, check_int, check_unless_template
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -114,6 +114,14 @@ def _as_moment(value: Any, name: str) -> datetime:
     return datetime.fromtimestamp(to_timestamp(value, name), tz=UTC)
 
 
+def _check_start(value: Any) -> datetime:
+    return _as_moment(value, "window_start")
+
+
+def _check_end(value: Any) -> datetime:
+    return _as_moment(value, "window_end")
+
+
 class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
     """
     Export HelpCrunch data to object storage (``file://``, ``s3://``, ``gs://``... any backend of Airflow's
@@ -182,6 +190,10 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
             )
         check_int(max_in_flight, "max_in_flight", maximum=MAX_IN_FLIGHT)
         check_bool(resume, "resume")
+        if window_start not in (None, ""):
+            check_unless_template(window_start, _check_start)
+        if window_end not in (None, ""):
+            check_unless_template(window_end, _check_end)
         if "outlets" not in kwargs and not (isinstance(path, str) and "{{" in path):
             kwargs["outlets"] = [Asset(_asset_uri(path, stream)) for stream in streams]
         super().__init__(**kwargs)
