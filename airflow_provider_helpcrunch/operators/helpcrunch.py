@@ -356,11 +356,12 @@ class AssignChatOperator(BaseChatWriteOperator):
             parts.append(f"agent {agent}")
 
         def write(chat_id: int, cancel: Any, ticket: int) -> object:
+            place: int | None = ticket  # the chat's place at the pacer; a second request takes its own
             if department is not None:
-                hook.set_chat_department(chat_id, department, cancel=cancel, ticket=ticket)
-                ticket = None  # type: ignore[assignment]  # a further request takes its own place
+                hook.set_chat_department(chat_id, department, cancel=cancel, ticket=place)
+                place = None
             if sets_agent:
-                hook.set_chat_assignee(chat_id, agent, cancel=cancel, ticket=ticket)
+                hook.set_chat_assignee(chat_id, agent, cancel=cancel, ticket=place)
             return None
 
         def is_unchanged(chat: Any) -> bool:
@@ -369,17 +370,22 @@ class AssignChatOperator(BaseChatWriteOperator):
             )
 
         target = " and ".join(parts)
+        if not target:  # unassign alone
+            doing, done, goal, state, short = "Unassigning", "unassigned", "", "with no agent", "unassigned"
+        else:
+            no_agent = self.unassign  # with a department: moved there and unassigned
+            doing, done, short = "Assigning", "assigned", "assigned so"
+            goal = f"to {target}" + (", with no agent" if no_agent else "")
+            state = f"with {target}" + (" and no agent" if no_agent else "")
         return ChatWrite(
             name="assign",
             asked=(agent, department, sets_agent),
             verb="assign",
-            doing="Assigning" if target else "Unassigning",
-            done="assigned" if target else "unassigned",
-            goal=f"to {target}" + (", with no agent" if self.unassign else "") if target else "",
-            state=f"with {target}" + (" and no agent" if self.unassign else "")
-            if target
-            else "with no agent",
-            short="assigned so" if target else "unassigned",
+            doing=doing,
+            done=done,
+            goal=goal,
+            state=state,
+            short=short,
             write=write,
             is_unchanged=is_unchanged,
         )
