@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 
@@ -25,24 +26,52 @@ from tests.helpers import FakeClock, FakeStore, max_in_any_window
 LOG = logging.getLogger("test.chat_writes")
 
 
+class RecordingPacer(SlidingWindowRateLimiter):
+    """The real pacer, noting each start as it decides it (under its lock): the ticket served, and when."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.started: list[tuple[int, float]] = []
+
+    def _start(self, now: float) -> None:
+        self.started.append((self._serving, now))
+        super()._start(now)
+
+
 class FakeHelpCrunch:
     """Writes "closed" to chats through a real pacer on the virtual clock; scripted failures per chat."""
 
-    def __init__(self, clock: FakeClock, *, per_minute: int = 120) -> None:
+    def __init__(self, clock: FakeClock, *, per_minute: int = 120, real_pause: float = 0.0) -> None:
         self.clock = clock
-        self.pacer = SlidingWindowRateLimiter(per_minute, clock=clock, sleep=clock.sleep)
-        self.sent: list[int] = []
-        self.starts: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            clock.sleep(seconds)
+            if real_pause:  # a wait at the pacer takes some real time too, as a request on the wire does
+                time.sleep(real_pause)
+
+        self.pacer = RecordingPacer(per_minute, clock=clock, sleep=sleep)
+        self.chat_of_ticket: dict[int, int] = {}
         self.fail: dict[int, BaseException] = {}
         self.lock = threading.Lock()
 
+    @property
+    def sent(self) -> list[int]:
+        """The chats, in the order the pacer let their requests start."""
+        return [self.chat_of_ticket[ticket] for ticket, _ in self.pacer.started]
+
+    @property
+    def starts(self) -> list[float]:
+        return [moment for _, moment in self.pacer.started]
+
+    def forget(self) -> None:
+        self.pacer.started.clear()
+
     def write(self, chat_id: int, cancel: threading.Event, ticket: int) -> None:
+        with self.lock:
+            self.chat_of_ticket[ticket] = chat_id
         if not self.pacer.acquire(ticket=ticket, cancel=cancel):
             raise HelpCrunchCancelledError("not sent: cancelled", chat_id=chat_id)
         try:
-            with self.lock:
-                self.sent.append(chat_id)
-                self.starts.append(self.clock())
             if chat_id in self.fail:
                 raise self.fail[chat_id]
         finally:
@@ -131,7 +160,9 @@ class TestSkipUnchanged:
 
 
 class TestStop:
-    def test_nothing_is_sent_after_a_stopping_error_and_the_error_says_what_was_done(self, api):
+    def test_nothing_is_sent_after_a_stopping_error_and_the_error_says_what_was_done(self, clock):
+        # the chats behind the failing one wait at the pacer in real time too, as they do over HTTP
+        api = FakeHelpCrunch(clock, real_pause=0.05)
         api.fail[5] = HelpCrunchAuthError("HelpCrunch answered 401", status_code=401, chat_id=5)
         with pytest.raises(HelpCrunchAuthError) as caught:
             engine(api, max_in_flight=4).run([list(range(1, 21))])
@@ -188,7 +219,7 @@ class TestResume:
         with pytest.raises(HelpCrunchAPIError):
             engine(api).run([list(range(1, 61))], store=store)
         api.fail.clear()
-        api.sent.clear()
+        api.forget()
         with caplog.at_level(logging.INFO):
             tally = engine(api).run([list(range(1, 61))], store=store, try_number=2)
         assert api.sent == list(range(40, 61))
@@ -206,7 +237,7 @@ class TestResume:
             log=LOG,
             clock=api.clock,
         )
-        api.sent.clear()
+        api.forget()
         other.run([[1, 2]], store=store)
         assert api.sent == [1, 2]
 

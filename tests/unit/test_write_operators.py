@@ -31,7 +31,8 @@ class TestSetChatStatus:
     def test_closes_the_chats_and_skips_those_closed_already(self, requests_mock):
         requests_mock.put(f"{BASE}/chats/status", json=echo("status"))
         chats = [chat(1, status="opened"), chat(2, status="closed"), 3]
-        result = SetChatStatusOperator(task_id="close", chat_ids=chats, status="closed").execute({})
+        op = SetChatStatusOperator(task_id="close", chat_ids=chats, status="closed", max_in_flight=1)
+        result = op.execute({})
         assert [body["id"] for body in sent(requests_mock, "/chats/status")] == [1, 3]
         assert result == {
             "updated": [1, 3],
@@ -71,9 +72,10 @@ class TestAssignChat:
     def test_department_first_then_the_agent(self, requests_mock):
         requests_mock.put(f"{BASE}/chats/department", json=echo("department", lambda i: {"id": i}))
         requests_mock.put(f"{BASE}/chats/assignee", json=echo("assignee", lambda i: {"id": i}))
-        result = AssignChatOperator(task_id="a", chat_ids=[1, 2], assignee="12", department=2).execute({})
-        paths = [r.path.rsplit("/", 1)[1] for r in requests_mock.request_history]
-        assert paths == ["department", "assignee", "department", "assignee"]
+        op = AssignChatOperator(task_id="a", chat_ids=[1, 2], assignee="12", department=2, max_in_flight=1)
+        result = op.execute({})
+        sent_in_order = [(r.path.rsplit("/", 1)[1], r.json()["id"]) for r in requests_mock.request_history]
+        assert sent_in_order == [("department", 1), ("assignee", 1), ("department", 2), ("assignee", 2)]
         assert sent(requests_mock, "/chats/assignee")[0] == {"id": 1, "assignee": 12}
         assert result == {
             "updated": [1, 2],
@@ -85,10 +87,29 @@ class TestAssignChat:
             "requested": 2,
         }
 
+    def test_with_chats_in_flight_each_chats_department_still_comes_before_its_agent(self, requests_mock):
+        requests_mock.put(f"{BASE}/chats/department", json=echo("department", lambda i: {"id": i}))
+        requests_mock.put(f"{BASE}/chats/assignee", json=echo("assignee", lambda i: {"id": i}))
+        ids = list(range(1, 21))
+        result = AssignChatOperator(
+            task_id="a", chat_ids=ids, assignee=12, department=2, max_in_flight=4
+        ).execute({})
+        sent_in_order = [(r.path.rsplit("/", 1)[1], r.json()["id"]) for r in requests_mock.request_history]
+        # each chat's department is set before its agent (the engine's order across chats is tested in
+        # test_chat_writes, at the pacer, where it is decided)
+        assert sorted(sent_in_order) == sorted(
+            [("department", i) for i in ids] + [("assignee", i) for i in ids]
+        )
+        assert all(
+            sent_in_order.index(("department", chat)) < sent_in_order.index(("assignee", chat))
+            for chat in ids
+        )
+        assert result["updated"] == ids
+
     def test_unassign_sends_null_and_skips_chats_with_no_agent(self, requests_mock):
         requests_mock.put(f"{BASE}/chats/assignee", json=echo("assignee"))
         chats = [chat(1, assignee=None), chat(2, assignee={"id": 12}), chat(3)]  # 3 does not say: sent
-        result = AssignChatOperator(task_id="a", chat_ids=chats, unassign=True).execute({})
+        result = AssignChatOperator(task_id="a", chat_ids=chats, unassign=True, max_in_flight=1).execute({})
         assert sent(requests_mock, "/chats/assignee") == [
             {"id": 2, "assignee": None},
             {"id": 3, "assignee": None},
