@@ -13,12 +13,12 @@ from airflow_provider_helpcrunch.validation import is_ascii_digits
 Filter = Mapping[str, Any] | Sequence[Any]
 
 
-def field_name(field: Any, where: str = "field") -> str:
-    """``"closedAt"`` -> ``"chats.closedAt"``; HelpCrunch's fields all live under ``chats.``."""
+def field_name(field: Any, where: str = "field", prefix: str = "chats.") -> str:
+    """``"closedAt"`` -> ``"chats.closedAt"``: each field under its ``prefix``."""
     if not isinstance(field, str) or not field.strip():
         raise HelpCrunchConfigError(f"{where} must be a non-empty string, got {field!r}")
     field = field.strip()
-    return field if field.startswith("chats.") else f"chats.{field}"
+    return field if field.startswith(prefix) else f"{prefix}{field}"
 
 
 def to_timestamp(value: Any, where: str) -> int:
@@ -106,12 +106,18 @@ def normalize_filters(filters: Any) -> list[dict[str, Any]]:
     return [normalize_filter(entry, position) for position, entry in enumerate(filters)]
 
 
-def check_sort(sort: str | None, order: str | None) -> tuple[str | None, str | None]:
-    """Sort field (prefixed) and order, checked."""
+def check_sort(
+    sort: str | None,
+    order: str | None,
+    *,
+    fields: tuple[str, ...] = SORT_FIELDS,
+    prefix: str = "chats.",
+) -> tuple[str | None, str | None]:
+    """Sort field (prefixed) and order, checked: chats' sort fields by default, or ``fields``."""
     if sort is not None:
-        sort = field_name(sort, "sort")
-        if sort not in SORT_FIELDS:
-            raise HelpCrunchConfigError(f"sort must be one of {', '.join(SORT_FIELDS)}; got {sort!r}")
+        sort = field_name(sort, "sort", prefix)
+        if sort not in fields:
+            raise HelpCrunchConfigError(f"sort must be one of {', '.join(fields)}; got {sort!r}")
     if order is not None and order not in ORDERS:
         raise HelpCrunchConfigError(f"order must be 'asc' or 'desc', got {order!r}")
     return sort, order

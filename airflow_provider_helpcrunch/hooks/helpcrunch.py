@@ -602,14 +602,7 @@ class HelpCrunchHook(BaseHook):
         :param order: ``"asc"`` or ``"desc"``.
         :param max_customers: stop after this many customers.
         """
-        if sort is not None:
-            sort = sort if str(sort).startswith("customers.") else f"customers.{sort}"
-            if sort not in CUSTOMER_SORT_FIELDS:
-                raise HelpCrunchConfigError(
-                    f"sort must be one of {', '.join(CUSTOMER_SORT_FIELDS)}, got {short_repr(sort)}"
-                )
-        if order is not None and order not in ("asc", "desc"):
-            raise HelpCrunchConfigError(f"order must be 'asc' or 'desc', got {short_repr(order)}")
+        sort, order = check_sort(sort, order, fields=CUSTOMER_SORT_FIELDS, prefix="customers.")
         if max_customers is not None:
             check_int(max_customers, "max_customers")
 

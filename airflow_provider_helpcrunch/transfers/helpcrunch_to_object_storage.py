@@ -214,10 +214,11 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
         suffix = ".jsonl.gz" if self.compression == "gzip" else ".jsonl"
         window = f"{_stamp(start)}_{_stamp(end)}"
         finals = {
-            stream: base / stream / (f"snapshot_{_stamp(end)}" if stream == "customers" else window)
+            stream: base
+            / stream
+            / ((f"snapshot_{_stamp(end)}" if stream == "customers" else window) + suffix)
             for stream in self.streams
         }
-        finals = {stream: final.parent / (final.name + suffix) for stream, final in finals.items()}
         progress = _ExportProgress(
             context.get("task_state_store") if self.resume else None,
             [str(base), start.isoformat(), end.isoformat(), list(self.streams), self.compression],
