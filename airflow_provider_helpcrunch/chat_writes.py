@@ -27,9 +27,16 @@ from airflow_provider_helpcrunch.rate_limit import rate_per_minute
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
+    from airflow_provider_helpcrunch.client import RequestStats
     from airflow_provider_helpcrunch.progress import StateStore
 
 ON_MISSING_CHOICES = ("fail", "skip")
+#: what a summary adds when HelpCrunch answered 429: the pace said is not what was had.
+RATE_LIMITED_ADVICE = (
+    "HelpCrunch answered 429 (over the account's limit): something else used the same API key meanwhile "
+    "(another task, a backfill's parallel runs, another tool). Set redis_conn_id on the connection so that "
+    "every task of the account shares one request budget."
+)
 #: seconds between two writes of the progress record (never one per request).
 PROGRESS_SAVE_INTERVAL = 5.0
 _MAX_IDS_IN_MESSAGE = 50
@@ -138,6 +145,7 @@ class ChatWriteEngine:
     :param skip_unchanged: skip chat dicts that already are as wanted.
     :param resume: keep a progress record in the task state store, and resume from it.
     :param clock: a monotonic clock for the progress lines and record writes.
+    :param stats: what the hook's requests cost so far (``hook.client.stats``), for the summary.
     """
 
     def __init__(
@@ -154,8 +162,10 @@ class ChatWriteEngine:
         skip_unchanged: bool = True,
         resume: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        stats: Callable[[], RequestStats] | None = None,
     ) -> None:
         self.write = write
+        self._stats = stats
         self._pacer = pacer
         self._pace = pace
         self._where = where
@@ -221,9 +231,10 @@ class ChatWriteEngine:
         self._write_all(tally, to_send, started, progress)
         elapsed = self._clock() - started
         done, missing, skipped = tally.done, tally.missing, tally.skipped
+        stats = self._stats() if self._stats is not None else None
         self.log.info(
             "Done: %d of %d chat(s) %s%s, %d skipped (already %s), %d missing; %d sent in %.1f s "
-            "(%.1f chats/min; paced %s)",
+            "(%.1f chats/min; %spaced %s)",
             len(done),
             len(chat_ids),
             write.done,
@@ -234,8 +245,11 @@ class ChatWriteEngine:
             len(to_send),
             elapsed,
             rate_per_minute(len(to_send), elapsed),
+            f"{stats.describe()}, " if stats is not None else "",
             self._pace(),
         )
+        if stats is not None and stats.rate_limited:
+            self.log.warning(RATE_LIMITED_ADVICE)
         if missing:
             message = (
                 f"{len(missing)} of {len(chat_ids)} chat(s) were not found in HelpCrunch: "

@@ -12,7 +12,7 @@ import random
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
@@ -88,6 +88,42 @@ class _Attempts:
     throttled_since: float | None = None  # clock time of the first 429
 
 
+@dataclass
+class RequestStats:
+    """
+    What a client's requests cost so far: attempts sent, 429s met, and the seconds waited on them, for the
+    summary of a task (a run slowed by 429s says so, instead of claiming its pace).
+    """
+
+    sent: int = 0
+    rate_limited: int = 0
+    rate_limit_wait: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, *, sent: int = 0, rate_limited: int = 0, waited: float = 0.0) -> None:
+        with self._lock:
+            self.sent += sent
+            self.rate_limited += rate_limited
+            self.rate_limit_wait += waited
+
+    def as_dict(self) -> dict[str, Any]:
+        """For XCom: ``{"sent", "rate_limited", "rate_limit_wait_seconds"}``."""
+        with self._lock:
+            return {
+                "sent": self.sent,
+                "rate_limited": self.rate_limited,
+                "rate_limit_wait_seconds": round(self.rate_limit_wait, 1),
+            }
+
+    def describe(self) -> str:
+        """``"412 request(s), none answered 429"`` or ``"..., 17 answered 429 (waited 95.0 s on them)"``."""
+        with self._lock:
+            said = f"{self.sent} request(s), {self.rate_limited or 'none'} answered 429"
+            if self.rate_limited:
+                said += f" (waited {self.rate_limit_wait:.1f} s on them)"
+            return said
+
+
 class HelpCrunchClient:
     """
     HelpCrunch's REST API v1 over one ``requests.Session``: every attempt through the pacer, 429s waited out,
@@ -138,6 +174,7 @@ class HelpCrunchClient:
         self._clock = clock
         self._sleep = sleep
         self.log = log
+        self.stats = RequestStats()
         # A 404 counts as a missing chat only once the base URL has been seen to answer.
         self._base_url_answered = False
         self._base_url_check = threading.Lock()
@@ -176,57 +213,142 @@ class HelpCrunchClient:
         list_keys: tuple[str, ...] = ("data",),
     ) -> Iterator[dict[str, Any]]:
         """
-        Yield items (chats, messages, customers) page by page until a short or empty page (the total
-        alone is not trusted: items come and go while we page). An item seen on an earlier page is not
+        Yield items (chats, messages, customers) page by page, by offset, until a short or empty page (the
+        total alone is not trusted: items come and go while we page). An item seen on an earlier page is not
         yielded twice; with ``keep``, only the items it keeps are yielded and count toward ``max_items``.
         Pages are fetched as the items are consumed: stop iterating, and no further page is fetched.
+
+        Offset paging is safe for a list that items only join at the front (a chat's messages, newest
+        first): a shift makes a repeat, never a gap. For a list that items can leave, page by key
+        (:meth:`paginate_by_key`).
 
         :param kind: what the items are, for messages.
         :param list_keys: where a page holds its items (the first that is a list).
         """
-        seen: set[int] = set()
-        yielded = 0
+        out = _Yield(max_items, keep)
         offset = 0
-        while True:
-            wanted = PAGE_SIZE if max_items is None else max_items - yielded
-            limit = PAGE_SIZE if keep is not None else min(PAGE_SIZE, wanted)
-            if wanted <= 0:
-                return
-            body = fetch(offset, limit)
-            data = next((body[key] for key in list_keys if isinstance(body.get(key), list)), None)
-            if data is None:
-                where = " or ".join(repr(key) for key in list_keys)
-                raise HelpCrunchAPIError(
-                    f"HelpCrunch answered {action} without a {where} list: "
-                    f"{self._scrub.quote(short_repr(body))}"
-                )
-            self.log.debug(
-                "%s offset %d: %d %s(s) of %s",
-                action,
-                offset,
-                len(data),
-                kind,
-                _total(body) or "an unknown total",
-            )
-            for item in data:
-                item_id = item.get("id") if isinstance(item, dict) else None
-                if isinstance(item_id, bool) or not isinstance(item_id, int):
-                    raise HelpCrunchAPIError(
-                        f"HelpCrunch answered {action} with an entry that is not a {kind} with an id: "
-                        f"{self._scrub.quote(short_repr(item))}"
-                    )
-                if item_id in seen:
-                    continue
-                seen.add(item_id)
-                if keep is not None and not keep(item):
-                    continue
-                yield item
-                yielded += 1
-                if max_items is not None and yielded >= max_items:
-                    return
+        while not out.full:
+            limit = PAGE_SIZE if keep is not None else min(PAGE_SIZE, out.wanted)
+            data = self.page_items(fetch(offset, limit), action, offset, kind, list_keys)
+            yield from out.take(data)
             if len(data) < limit:
                 return
             offset += len(data)
+
+    def paginate_by_key(
+        self,
+        fetch: Callable[[list[dict[str, Any]], int, int], Any],
+        *,
+        key_field: str,
+        key: Callable[[dict[str, Any]], int],
+        descending: bool,
+        action: str,
+        max_items: int | None = None,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
+        kind: str = "chat",
+    ) -> Iterator[dict[str, Any]]:
+        """
+        Yield the items of a search sorted on an immutable key (a chat's ``createdAt``), paging on the key
+        rather than by offset: each page asks for the items from the last key read on (``>=``, or ``<=``
+        descending) with ``fetch(key_filters, 0, 100)``. An item that leaves the result while we page
+        shifts nothing, so no item that matched all along is missed; items read twice are yielded once.
+
+        A run of equal keys longer than a page (more than 100 chats created in one second) is read by offset
+        within that key (``=``), pass after pass until a pass finds nothing new, then paging goes on past
+        the key.
+
+        :param fetch: sends one page request: the key filters to add to the search's own, offset, limit.
+        :param key_field: the field to filter on, e.g. ``"chats.createdAt"``.
+        :param key: an item's key, as the filter compares it (whole seconds).
+        :param descending: the sort order the search asks for.
+        """
+        out = _Yield(max_items, keep)
+        bound: int | None = None
+        while not out.full:
+            given = [] if bound is None else [_key_filter(key_field, "<=" if descending else ">=", bound)]
+            data = self.page_items(fetch(given, 0, PAGE_SIZE), action, 0, kind)
+            keys = [key(item) for item in data]
+            self._check_order(keys, bound, descending, action)
+            yield from out.take(data)
+            if len(data) < PAGE_SIZE:
+                return
+            if bound is not None and keys[-1] == bound:  # the whole page is one key: read its run apart
+                yield from self._key_run(fetch, out, key_field, bound, action, kind)
+                bound = bound - 1 if descending else bound + 1
+            else:
+                bound = keys[-1]
+
+    def _key_run(
+        self,
+        fetch: Callable[[list[dict[str, Any]], int, int], Any],
+        out: _Yield,
+        key_field: str,
+        value: int,
+        action: str,
+        kind: str,
+    ) -> Iterator[dict[str, Any]]:
+        """Every item whose key is ``value``, by offset, pass after pass until a pass finds nothing new."""
+        for _ in range(MAX_KEY_RUN_PASSES):
+            before = out.found
+            offset = 0
+            while not out.full:
+                data = self.page_items(
+                    fetch([_key_filter(key_field, "=", value)], offset, PAGE_SIZE), action, offset, kind
+                )
+                yield from out.take(data)
+                if len(data) < PAGE_SIZE:
+                    break
+                offset += len(data)
+            if out.full or out.found == before:
+                return
+        raise HelpCrunchAPIError(
+            f"HelpCrunch answered {action} for {key_field} = {value} with new {kind}s on each of "
+            f"{MAX_KEY_RUN_PASSES} passes (over {PAGE_SIZE} {kind}s share that key and keep changing): "
+            "no complete read of them could be made; try again later"
+        )
+
+    def _check_order(self, keys: list[int], bound: int | None, descending: bool, action: str) -> None:
+        """Paging by key relies on HelpCrunch's sort: a page out of order is its error, not a guess."""
+        edge = [] if bound is None else [bound]
+        steps = list(zip([*edge, *keys], keys, strict=False))
+        if any((later > earlier) if descending else (later < earlier) for earlier, later in steps):
+            direction = "descending" if descending else "ascending"
+            raise HelpCrunchAPIError(
+                f"HelpCrunch answered {action} with a page not sorted {direction} by the key asked for "
+                f"(keys {short_repr(keys)} after {bound}): it cannot be paged safely"
+            )
+
+    def page_items(
+        self,
+        body: Any,
+        action: str,
+        offset: int,
+        kind: str = "chat",
+        list_keys: tuple[str, ...] = ("data",),
+    ) -> list[dict[str, Any]]:
+        """A page's items, each checked to be an object with an int ``id``."""
+        data = next((body[key] for key in list_keys if isinstance(body.get(key), list)), None)
+        if data is None:
+            where = " or ".join(repr(key) for key in list_keys)
+            raise HelpCrunchAPIError(
+                f"HelpCrunch answered {action} without a {where} list: {self._scrub.quote(short_repr(body))}"
+            )
+        self.log.debug(
+            "%s offset %d: %d %s(s) of %s",
+            action,
+            offset,
+            len(data),
+            kind,
+            _total(body) or "an unknown total",
+        )
+        for item in data:
+            item_id = item.get("id") if isinstance(item, dict) else None
+            if isinstance(item_id, bool) or not isinstance(item_id, int):
+                raise HelpCrunchAPIError(
+                    f"HelpCrunch answered {action} with an entry that is not a {kind} with an id: "
+                    f"{self._scrub.quote(short_repr(item))}"
+                )
+        return data
 
     # ------------------------------------------------------------------ requests
     # One attempt is sent by ``send_once`` (transport.py); ``_judge`` decides what its outcome means;
@@ -266,6 +388,7 @@ class HelpCrunchClient:
                 raise self._cancelled(action, chat_id)
             ticket = None
             attempts.made += 1
+            self.stats.count(sent=1)
             outcome: Answer | Exception
             try:
                 outcome = send_once(
@@ -289,6 +412,8 @@ class HelpCrunchClient:
                 if isinstance(result, HelpCrunchNotFoundError):
                     self._confirm_base_url(cancel)
                 raise result
+            if verdict is _Verdict.WAIT:
+                self.stats.count(rate_limited=1, waited=result)
             wait_for(result, sleep=self._sleep, cancel=cancel)
             if cancel is not None and cancel.is_set():
                 raise self._cancelled(action, chat_id)
@@ -488,8 +613,46 @@ class HelpCrunchClient:
 
 # ---------------------------------------------------------------------- helpers
 
+#: passes over a run of equal keys longer than a page before paging gives up (each pass found new items).
+MAX_KEY_RUN_PASSES = 10
 
-# ---------------------------------------------------------------------- helpers
+
+class _Yield:
+    """What a paging has yielded: each item once, those ``keep`` keeps, up to ``max_items``."""
+
+    def __init__(self, max_items: int | None, keep: Callable[[dict[str, Any]], bool] | None) -> None:
+        self.max_items = max_items
+        self.keep = keep
+        self.seen: set[int] = set()
+        self.yielded = 0
+
+    @property
+    def found(self) -> int:
+        return len(self.seen)
+
+    @property
+    def wanted(self) -> int:
+        return PAGE_SIZE if self.max_items is None else self.max_items - self.yielded
+
+    @property
+    def full(self) -> bool:
+        return self.max_items is not None and self.yielded >= self.max_items
+
+    def take(self, data: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for item in data:
+            if self.full:
+                return
+            if item["id"] in self.seen:
+                continue
+            self.seen.add(item["id"])
+            if self.keep is not None and not self.keep(item):
+                continue
+            self.yielded += 1
+            yield item
+
+
+def _key_filter(field_name: str, operator: str, value: int) -> dict[str, Any]:
+    return {"field": field_name, "operator": operator, "value": value}
 
 
 def _total(body: dict[str, Any]) -> int | None:

@@ -67,7 +67,8 @@ class Answer:
 
     def json(self) -> Any:
         """The body as JSON; ``ValueError`` when it is not, ``RecursionError`` when nested too deep."""
-        return json.loads(self.body)
+        # NaN and Infinity are not JSON (RFC 8259): an answer holding them is not read as if it were
+        return json.loads(self.body, parse_constant=_not_json)
 
 
 def send_once(
@@ -246,3 +247,7 @@ def make_session(*, token: str, headers: Mapping[str, str], pool_size: int) -> r
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")

@@ -17,9 +17,20 @@ BASE = "https://api.helpcrunch.com/v1"
 SEARCH_URL = f"{BASE}/chats/search"
 
 
+#: the tests' chats are created a second apart, in id order: chat N at CREATED + N
+CREATED = 1_700_000_000
+
+
 def chat(chat_id: int, **fields: Any) -> dict[str, Any]:
     """A Chat object as HelpCrunch returns it."""
-    return {"id": chat_id, "status": "closed", "readByAgent": True, "readByCustomer": False, **fields}
+    return {
+        "id": chat_id,
+        "status": "closed",
+        "readByAgent": True,
+        "readByCustomer": False,
+        "createdAt": CREATED + chat_id,
+        **fields,
+    }
 
 
 def errors(*codes: str) -> dict[str, Any]:
@@ -50,19 +61,32 @@ class FakeClock:
 
 
 def pages_of(ids: list[int], *, total_key: str = "meta") -> Any:
-    """A requests-mock callback answering offset/limit pages over ``ids``."""
+    """
+    A requests-mock callback answering offset/limit pages over the chats ``ids``; a search's
+    ``chats.createdAt`` filters and order are applied as HelpCrunch applies them.
+    """
 
     def answer(request, context):
+        found = ids
         if request.method == "POST":
-            offset, limit = request.json()["offset"], request.json()["limit"]
+            body = request.json()
+            offset, limit = body["offset"], body["limit"]
+            keys = [f for f in body["filter"] if f["field"] == "chats.createdAt"]
+            found = [i for i in ids if all(_holds(CREATED + i, f["operator"], f["value"]) for f in keys)]
+            if body.get("order") == "desc":
+                found = found[::-1]
         else:
             offset, limit = int(request.qs["offset"][0]), int(request.qs["limit"][0])
-        data = [chat(i) for i in ids[offset : offset + min(limit, 100)]]
+        data = [chat(i) for i in found[offset : offset + min(limit, 100)]]
         if total_key == "meta":
-            return {"data": data, "meta": {"total": len(ids)}}
-        return {"data": data, "total": len(ids)}
+            return {"data": data, "meta": {"total": len(found)}}
+        return {"data": data, "total": len(found)}
 
     return answer
+
+
+def _holds(value: int, operator: str, bound: int) -> bool:
+    return {"=": value == bound, ">=": value >= bound, "<=": value <= bound, "<": value < bound}[operator]
 
 
 class FakeStore:

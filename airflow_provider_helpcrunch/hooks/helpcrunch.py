@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import math
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -38,6 +41,7 @@ from airflow_provider_helpcrunch.outside_text import Scrubber, short_repr
 from airflow_provider_helpcrunch.rate_limit import SlidingWindowRateLimiter
 from airflow_provider_helpcrunch.search_fields import COMPARISONS
 from airflow_provider_helpcrunch.shared_window import SharedWindow, account_key, redis_client
+from airflow_provider_helpcrunch.timestamps import timestamp_seconds
 from airflow_provider_helpcrunch.validation import (
     READ_FIELDS,
     ReadBy,
@@ -51,7 +55,7 @@ from airflow_provider_helpcrunch.validation import (
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     import requests
     from airflow.providers.common.compat.sdk import Connection
@@ -287,13 +291,13 @@ class HelpCrunchHook(BaseHook):
         check_chat_id(chat_id)
         check_read(read)
         field_name = READ_FIELDS[by]
-        # an answer without the field is taken, as it always was; one that shows the other state is not
+        # done only when the chat HelpCrunch returns shows the state asked for
         return self._write(
             READ_ENDPOINTS[by],
             chat_id,
             {"read": read},
             field_name,
-            lambda chat: not isinstance(chat.get(field_name), bool) or chat[field_name] is read,
+            lambda chat: chat.get(field_name) is read,
             f"{field_name}={read}",
             cancel=cancel,
             ticket=ticket,
@@ -465,9 +469,11 @@ class HelpCrunchHook(BaseHook):
         chat = self.client.request(
             "PUT", path, json={"id": chat_id, **values}, chat_id=chat_id, cancel=cancel, ticket=ticket
         )
-        if "id" in chat and chat["id"] != chat_id:
+        if chat.get("id") != chat_id or isinstance(chat.get("id"), bool):
+            returned = f"chat {short_repr(chat['id'])}" if "id" in chat else "no chat id"
             raise HelpCrunchAPIError(
-                f"HelpCrunch answered {action} for chat {chat_id} with chat {short_repr(chat['id'])}",
+                f"HelpCrunch answered {action} for chat {chat_id} with {returned} (status 200): the change "
+                "is not confirmed, so it is not counted as done",
                 status_code=200,
                 chat_id=chat_id,
             )
@@ -529,16 +535,22 @@ class HelpCrunchHook(BaseHook):
         unread_by: ReadBy | None = None,
     ) -> Iterator[dict[str, Any]]:
         """
-        Chats matching ``filters``, page by page (``POST /chats/search``), as a generator of Chat dicts.
+        Chats matching ``filters`` (``POST /chats/search``), as a generator of Chat dicts.
 
         Filters are checked before anything is sent; timestamps may be ints, numeric strings, datetimes
-        or pendulum objects.
+        or pendulum objects. Pages are read on the chats' ``createdAt`` (each page from the last one read
+        on), not by offset: a chat that stops matching while the search pages (an agent closed it, its
+        ``updatedAt`` moved) shifts nothing, so no chat that matched from the first page to the last is
+        missed, and none is yielded twice. ``"OR"`` over several filters is read as one such search per
+        filter, merged.
 
         :param filters: a list of ``{"field": ..., "operator": ..., "value": ...}`` dicts or
             ``(field, operator, value)`` tuples, e.g. ``("closedAt", "<", 1700000000)``.
         :param comparison: ``"AND"`` (every filter) or ``"OR"`` (any filter).
-        :param sort: as for :meth:`list_chats`.
-        :param order: ``"asc"`` or ``"desc"``.
+        :param sort: ``chats.createdAt`` (the default) or, ordered here once every match is read,
+            ``chats.lastCustomerMessageAt``, ``chats.lastMessageAt`` or ``chats.closedAt`` (the ``chats.``
+            prefix may be left out).
+        :param order: ``"asc"`` (the default) or ``"desc"``.
         :param max_chats: stop after this many chats (of those kept by ``unread_by``).
         :param unread_by: ``"agent"`` or ``"customer"``: keep only the chats not read by them yet (search
             cannot filter on it; the pages are filtered as they arrive).
@@ -549,24 +561,41 @@ class HelpCrunchHook(BaseHook):
         sort, order = check_sort(sort, order)
         check_max_chats(max_chats)
         keep = unread_filter(check_unread_by(unread_by))
+        descending = order == "desc"
+        if comparison == "OR" and len(checked) > 1:
+            # one comparison per search: an added key filter would be OR-ed too, so each filter is paged apart
+            parts = [self._search_by_key([entry], "AND", descending) for entry in checked]
+            found = _once(heapq.merge(*parts, key=created_key, reverse=descending))
+        else:
+            found = self._search_by_key(checked, comparison, descending)
+        if keep is not None:
+            found = filter(keep, found)
+        if sort not in (None, CREATED_AT):
+            found = _sorted_lazily(found, _sort_key(sort), descending)
+        return itertools.islice(found, max_chats)
 
-        def fetch(offset: int, limit: int) -> Any:
+    def _search_by_key(
+        self, checked: list[dict[str, Any]], comparison: str, descending: bool
+    ) -> Iterator[dict[str, Any]]:
+        """One search, paged on ``createdAt`` in the given order."""
+
+        def fetch(key_filters: list[dict[str, Any]], offset: int, limit: int) -> Any:
             body: dict[str, Any] = {
-                "filter": checked,
+                "filter": [*checked, *key_filters],
                 "comparison": comparison,
+                "sort": CREATED_AT,
+                "order": "desc" if descending else "asc",
                 "offset": offset,
                 "limit": limit,
             }
-            if sort:
-                body["sort"] = sort
-            if order:
-                body["order"] = order
             return self.client.request("POST", "/chats/search", json=body)
 
-        return self.client.paginate(fetch, max_chats, "POST /chats/search", keep)
+        return self.client.paginate_by_key(
+            fetch, key_field=CREATED_AT, key=created_key, descending=descending, action="POST /chats/search"
+        )
 
     def list_chat_messages(
-        self, chat_id: int, *, max_messages: int | None = None
+        self, chat_id: int, *, max_messages: int | None = None, cancel: threading.Event | None = None
     ) -> Iterator[dict[str, Any]]:
         """
         The messages of one chat, newest first (``GET /chats/{id}/messages``), page by page, as a generator
@@ -574,6 +603,7 @@ class HelpCrunchHook(BaseHook):
 
         :param chat_id: the HelpCrunch chat ID.
         :param max_messages: stop after this many messages.
+        :param cancel: when set, no further request is sent (:class:`HelpCrunchCancelledError`).
         :raises HelpCrunchNotFoundError: no chat has this ID.
         """
         check_chat_id(chat_id)
@@ -583,7 +613,7 @@ class HelpCrunchHook(BaseHook):
 
         def fetch(offset: int, limit: int) -> Any:
             return self.client.request(
-                "GET", path, params={"offset": offset, "limit": limit}, chat_id=chat_id
+                "GET", path, params={"offset": offset, "limit": limit}, chat_id=chat_id, cancel=cancel
             )
 
         # the list is under "data" (one older revision of the docs shows it under "messages")
@@ -634,6 +664,52 @@ class HelpCrunchHook(BaseHook):
 
 
 # ---------------------------------------------------------------------- helpers
+
+CREATED_AT = "chats.createdAt"
+
+
+def created_key(chat: dict[str, Any]) -> int:
+    """A chat's ``createdAt`` in whole seconds: the key searches page on (it never changes)."""
+    try:
+        seconds = timestamp_seconds(chat.get("createdAt"))
+    except ValueError:
+        seconds = None
+    if seconds is None:
+        raise HelpCrunchAPIError(
+            f"HelpCrunch returned chat {chat.get('id')} without a readable createdAt "
+            f"({short_repr(chat.get('createdAt'))}): a search cannot page past it"
+        )
+    return math.floor(seconds)
+
+
+def _sort_key(sort: str) -> Callable[[dict[str, Any]], tuple[bool, float]]:
+    """Order chats by a timestamp field as HelpCrunch does: a chat without one last (ascending)."""
+    name = sort.removeprefix("chats.")
+
+    def key(chat: dict[str, Any]) -> tuple[bool, float]:
+        try:
+            seconds = timestamp_seconds(chat.get(name))
+        except ValueError:
+            seconds = None
+        return (seconds is None, seconds or 0.0)
+
+    return key
+
+
+def _sorted_lazily(
+    chats: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], Any], descending: bool
+) -> Iterator[dict[str, Any]]:
+    """The chats in order, read when the first one is asked for (as every search is)."""
+    yield from sorted(chats, key=key, reverse=descending)
+
+
+def _once(chats: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Each chat once, by id (a chat can match several filters of an OR)."""
+    seen: set[int] = set()
+    for chat in chats:
+        if chat["id"] not in seen:
+            seen.add(chat["id"])
+            yield chat
 
 
 def unread_filter(unread_by: ReadBy | None) -> Callable[[dict[str, Any]], bool] | None:

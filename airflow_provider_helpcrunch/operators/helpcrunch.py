@@ -165,6 +165,7 @@ class BaseChatWriteOperator(BaseHelpCrunchOperator):
             progress_interval=self.progress_interval,
             skip_unchanged=self.skip_unchanged,
             resume=self.resume,
+            stats=lambda: self.hook.client.stats,
         )
         try:
             tally = engine.run(
@@ -174,7 +175,8 @@ class BaseChatWriteOperator(BaseHelpCrunchOperator):
             )
         finally:
             self.hook.close()
-        return self.result(tally)
+        # what the requests cost: a run slowed by 429s says so
+        return {**self.result(tally), "requests": self.hook.client.stats.as_dict()}
 
 
 class MarkChatReadOperator(BaseChatWriteOperator):
@@ -467,6 +469,9 @@ class HelpCrunchSearchChatsOperator(BaseHelpCrunchOperator):
     """
     Find HelpCrunch chats with ``POST /chats/search``, every page of them, and push what was found.
 
+    Pages are read on the chats' ``createdAt``, not by offset: a chat that stops matching while the
+    search runs pushes no other chat out of the result (see :meth:`HelpCrunchHook.search_chats`).
+
     Its output feeds :class:`MarkChatReadOperator` directly: ``MarkChatReadOperator(chat_ids=search.output)``.
 
     Returns (XCom ``return_value``): the chat IDs (``return_ids=True``) or the Chat dicts.
@@ -474,7 +479,7 @@ class HelpCrunchSearchChatsOperator(BaseHelpCrunchOperator):
     :param filters: a list of ``{"field", "operator", "value"}`` dicts or ``(field, operator, value)``
         tuples (templated), e.g. ``[("status", "=", "closed"), ("closedAt", "<", "{{ ... }}")]``. The
         ``chats.`` prefix may be left out; timestamps may be ints, numeric strings or datetimes.
-        Empty or ``None`` lists every chat.
+        Empty or ``None`` finds every chat.
     :param comparison: ``"AND"`` (every filter) or ``"OR"`` (any filter) (templated).
     :param sort: ``chats.createdAt``, ``chats.lastCustomerMessageAt``, ``chats.lastMessageAt`` or
         ``chats.closedAt`` (templated).
@@ -522,12 +527,10 @@ class HelpCrunchSearchChatsOperator(BaseHelpCrunchOperator):
         chats: list[dict[str, Any]] = []
         read_already = 0
         try:
-            if self.filters:
-                found = self.hook.search_chats(
-                    self.filters, comparison=self.comparison, sort=self.sort, order=self.order
-                )
-            else:
-                found = self.hook.list_chats(sort=self.sort, order=self.order)
+            # paged on createdAt (no filters: every chat), so that chats changing meanwhile push none out
+            found = self.hook.search_chats(
+                self.filters or [], comparison=self.comparison, sort=self.sort, order=self.order
+            )
             for chat in found:  # pages are fetched as they are consumed: stop once enough are kept
                 if keep is not None and not keep(chat):
                     read_already += 1

@@ -18,7 +18,7 @@ from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchRateLimitError,
 )
 from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
-from tests.helpers import API_KEY, BASE, SEARCH_URL, chat, errors, pages_of
+from tests.helpers import API_KEY, BASE, CREATED, SEARCH_URL, chat, errors, pages_of
 
 AGENT_URL = f"{BASE}/chats/readByAgent"
 
@@ -537,9 +537,17 @@ class TestPaging:
         found = [c["id"] for c in hook.search_chats([("status", "=", "closed")])]
         assert found == list(range(1, 251))
         bodies = [r.json() for r in requests_mock.request_history]
-        assert [(b["offset"], b["limit"]) for b in bodies] == [(0, 100), (100, 100), (200, 100)]
-        assert bodies[0]["filter"] == [{"field": "chats.status", "operator": "=", "value": "closed"}]
-        assert bodies[0]["comparison"] == "AND"
+        # paged on createdAt, each page from the last one read (a chat that leaves the result shifts nothing)
+        assert [(b["offset"], b["limit"]) for b in bodies] == [(0, 100), (0, 100), (0, 100)]
+        status = {"field": "chats.status", "operator": "=", "value": "closed"}
+        assert [b["filter"] for b in bodies] == [
+            [status],
+            [status, {"field": "chats.createdAt", "operator": ">=", "value": CREATED + 100}],
+            [status, {"field": "chats.createdAt", "operator": ">=", "value": CREATED + 199}],
+        ]
+        assert {(b["comparison"], b["sort"], b["order"]) for b in bodies} == {
+            ("AND", "chats.createdAt", "asc")
+        }
 
     def test_exact_multiple_ends_on_an_empty_page(self, hook, requests_mock):
         requests_mock.post(SEARCH_URL, json=pages_of(list(range(1, 201)), total_key="top"))
@@ -568,7 +576,7 @@ class TestPaging:
     def test_max_chats(self, hook, requests_mock):
         requests_mock.post(SEARCH_URL, json=pages_of(list(range(1, 1000))))
         assert len(list(hook.search_chats([], max_chats=150))) == 150
-        assert [r.json()["limit"] for r in requests_mock.request_history] == [100, 50]
+        assert [r.json()["limit"] for r in requests_mock.request_history] == [100, 100]
 
     def test_retries_during_paging(self, hook, requests_mock):
         ids = list(range(1, 151))
@@ -580,7 +588,8 @@ class TestPaging:
         ]
         requests_mock.post(SEARCH_URL, responses)
         assert len(list(hook.search_chats([]))) == 150
-        assert [r.json()["offset"] for r in requests_mock.request_history] == [0, 100, 100, 100]
+        keys = [[f["value"] for f in r.json()["filter"]] for r in requests_mock.request_history]
+        assert keys == [[], [CREATED + 100], [CREATED + 100], [CREATED + 100]]
 
     def test_list_chats(self, hook, requests_mock):
         requests_mock.get(f"{BASE}/chats", json=pages_of(list(range(1, 121))))

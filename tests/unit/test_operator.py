@@ -84,7 +84,8 @@ class TestInputs:
         result = run(MarkChatReadOperator(task_id="mark", chat_ids=chat_ids))
         assert sorted(marked_ids(requests_mock)) == [1, 2, 3]  # each once; several may be under way
         expected = {"marked": [1, 2, 3], "missing": [], "skipped": [], "by": "agent", "read": True}
-        assert result == {**expected, "requested": 3}
+        requests = {"sent": 3, "rate_limited": 0, "rate_limit_wait_seconds": 0.0}
+        assert result == {**expected, "requested": 3, "requests": requests}
         json.dumps(result)
 
     def test_pulls_from_xcom_task_ids(self, requests_mock):
@@ -112,6 +113,7 @@ class TestInputs:
             "by": "agent",
             "read": True,
             "requested": 0,
+            "requests": {"sent": 0, "rate_limited": 0, "rate_limit_wait_seconds": 0.0},
         }
         assert "nothing was sent" in logs()
 
@@ -365,9 +367,10 @@ class TestSearchOperator:
         assert op.execute({}) == []
         assert requests_mock.last_request.json()["filter"][0]["value"] == 1700000000
 
-    def test_no_filters_lists_every_chat(self, requests_mock):
-        requests_mock.get(f"{BASE}/chats", json=pages_of([1, 2]))
+    def test_no_filters_finds_every_chat(self, requests_mock):
+        requests_mock.post(SEARCH_URL, json=pages_of([1, 2]))
         assert HelpCrunchSearchChatsOperator(task_id="find").execute({}) == [1, 2]
+        assert requests_mock.last_request.json()["filter"] == []  # every chat, paged on createdAt
 
     def test_max_chats_cuts_and_says_so(self, requests_mock, caplog, capsys):
         requests_mock.post(SEARCH_URL, json=pages_of(list(range(1, 300))))
@@ -612,7 +615,7 @@ class TestSearchUnreadBy:
 
     def test_max_chats_counts_the_chats_kept(self, requests_mock):
         chats = [chat(i, readByAgent=i % 2 == 0) for i in range(1, 11)]
-        requests_mock.get(f"{BASE}/chats", json={"data": chats, "meta": {"total": 10}})
+        requests_mock.post(SEARCH_URL, json={"data": chats, "meta": {"total": 10}})
         op = HelpCrunchSearchChatsOperator(task_id="f", unread_by="agent", max_chats=3)
         assert op.execute({}) == [1, 3, 5]
 

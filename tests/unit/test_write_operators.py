@@ -40,6 +40,7 @@ class TestSetChatStatus:
             "skipped": [2],
             "status": "closed",
             "requested": 3,
+            "requests": {"sent": 2, "rate_limited": 0, "rate_limit_wait_seconds": 0.0},
         }
 
     def test_on_hold_in_any_spelling_skips_chats_on_hold_in_any_other(self, requests_mock):
@@ -85,6 +86,7 @@ class TestAssignChat:
             "department": 2,
             "unassign": False,
             "requested": 2,
+            "requests": {"sent": 4, "rate_limited": 0, "rate_limit_wait_seconds": 0.0},
         }
 
     def test_with_chats_in_flight_each_chats_department_still_comes_before_its_agent(self, requests_mock):

@@ -76,6 +76,7 @@ with DAG(
             "by": "agent",
             "read": True,
             "requested": 0,
+            "requests": {"sent": 0, "rate_limited": 0, "rate_limit_wait_seconds": 0.0},
         }
         assert sorted(r["marked"] for r in ti.xcom_pull(task_ids="by_expand")) == [[5211, 5212], [5213]]
 
