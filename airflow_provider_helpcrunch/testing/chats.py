@@ -35,7 +35,15 @@ _FORMATS = (int, str, lambda seconds: f"{seconds}.000")
 def make_chats(count: int, *, seed: int = 0, first_id: int = 5200, now: int = 1_764_000_000) -> list[dict]:
     """``count`` chats, the same for the same seed, with ids from ``first_id`` and times before ``now``."""
     rng = random.Random(seed)
-    return [_make_chat(rng, first_id + index, now) for index in range(count)]
+    return [_with_last_message(_make_chat(rng, first_id + index, now)) for index in range(count)]
+
+
+def _with_last_message(chat: dict[str, Any]) -> dict[str, Any]:
+    """A chat's last-message fields are those of its newest message, as HelpCrunch's are."""
+    newest = seed_messages(chat)[0]
+    chat["lastMessageId"] = newest["id"]
+    chat["lastMessageText"] = newest["text"]
+    return chat
 
 
 def _stamp(rng: random.Random, seconds: int) -> Any:
@@ -166,11 +174,14 @@ def sort_key(field: str) -> Any:
 
 
 def seed_messages(chat: dict[str, Any]) -> list[dict[str, Any]]:
-    """A chat's messages, newest first, the same for the same chat, from its creation to its last message."""
+    """
+    A chat's messages, newest first, the same for the same chat, from its creation to its last message
+    (at ``lastMessageAt``): every chat has at least that one.
+    """
     rng = random.Random(chat["id"])
     created = int(timestamp_seconds(chat.get("createdAt")) or 0)
     last = int(timestamp_seconds(chat.get("lastMessageAt")) or created)
-    count = rng.randint(0, 6) if last > created else (1 if created else 0)
+    count = rng.randint(1, 6) if last > created else 1
     moments = sorted(rng.randint(created, last) for _ in range(max(0, count - 1)))
     if count:
         moments.append(last)

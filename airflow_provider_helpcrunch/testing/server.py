@@ -118,6 +118,8 @@ class HelpCrunchStandIn:
         server's threads), e.g. to print the traffic as it happens.
     :param on_hold: the spelling of "on hold" that ``PUT /chats/status`` takes: ``"on hold"`` (HelpCrunch's
         current page) or ``"on-hold"`` (an older one); the other is refused as ``invalid_chat_value``.
+    :param message_moves_updated_at: whether a new message moves its chat's ``updatedAt`` (as a search
+        sees it) besides ``lastMessageAt``; HelpCrunch's docs do not say, so both are tried.
     """
 
     def __init__(
@@ -136,8 +138,10 @@ class HelpCrunchStandIn:
         port: int = 0,
         on_request: Callable[[RequestRecord], object] | None = None,
         on_hold: str = "on hold",
+        message_moves_updated_at: bool = True,
     ) -> None:
         self.api_key = api_key
+        self.message_moves_updated_at = message_moves_updated_at
         self.on_request = on_request
         self.on_hold = on_hold
         self.requests_per_minute = requests_per_minute
@@ -232,11 +236,12 @@ class HelpCrunchStandIn:
     def add_chat(self, **fields: Any) -> dict:
         """
         Add a chat (seeded defaults, overridden by ``fields``), with no messages until
-        :meth:`add_message`; returns a copy of it.
+        :meth:`add_message` (so no last message either, unless ``fields`` give one); returns a copy of it.
         """
         with self._lock:
             chat_id = fields.get("id", self._next_id)
             chat = make_chats(1, seed=chat_id, first_id=chat_id)[0]
+            chat.update(lastMessageAt=None, lastMessageText=None, lastMessageId=None)
             chat.update(fields)
             self._chats[chat_id] = chat
             self._messages[chat_id] = []
@@ -416,7 +421,8 @@ class HelpCrunchStandIn:
 
     def add_message(self, chat_id: int, **fields: Any) -> dict:
         """Add a message to a chat (created now unless ``createdAt`` says otherwise), as a new message
-        would: the chat's ``lastMessageAt`` and ``updatedAt`` move to it."""
+        would: the chat's last-message fields move to it, and its ``updatedAt`` unless the stand-in was
+        made with ``message_moves_updated_at=False``."""
         with self._lock:
             chat = self._chats[chat_id]
             messages = self._messages_of(chat_id)
@@ -426,8 +432,12 @@ class HelpCrunchStandIn:
             message.update(fields)
             messages.append(message)
             messages.sort(key=message_order)
-            chat["lastMessageAt"] = chat["updatedAt"] = created
-            chat["lastMessageText"] = message["text"]
+            newest = messages[0]
+            chat["lastMessageAt"] = newest["createdAt"]
+            chat["lastMessageText"] = newest["text"]
+            chat["lastMessageId"] = newest["id"]
+            if self.message_moves_updated_at:
+                chat["updatedAt"] = created
             return copy.deepcopy(message)
 
     def _messages_of(self, chat_id: int) -> list[dict]:

@@ -382,18 +382,32 @@ class TestMessagesAndCustomers:
         for chat in standin.chats.values():
             messages = standin.messages(chat["id"])
             assert messages == standin.messages(chat["id"])  # the same every time
-            if messages:
-                assert float(messages[0]["createdAt"]) == float(chat["lastMessageAt"])
+            # every chat has its last message, and its last-message fields are that message's
+            newest = messages[0]
+            assert float(newest["createdAt"]) == float(chat["lastMessageAt"])
+            assert (newest["id"], newest["text"]) == (chat["lastMessageId"], chat["lastMessageText"])
 
     def test_a_new_message_moves_the_chat(self, standin, api):
         chat_id = next(iter(standin.chats))
         answer = api.post(f"{api.base}/messages", json={"chat": chat_id, "text": "Hello", "type": "message"})
         assert answer.status_code == 200
         chat = standin.chat(chat_id)
-        assert chat["updatedAt"] == chat["lastMessageAt"] == int(float(answer.json()["createdAt"]))
-        assert chat["lastMessageText"] == "Hello"
+        created = answer.json()["createdAt"]
+        assert chat["updatedAt"] == int(float(created))
+        assert chat["lastMessageAt"] == created
+        assert (chat["lastMessageText"], chat["lastMessageId"]) == ("Hello", answer.json()["id"])
         assert api.post(f"{api.base}/messages", json={"chat": chat_id}).status_code == 400
         assert api.post(f"{api.base}/messages", json={"chat": 1, "text": "x"}).status_code == 404
+
+    def test_a_new_message_can_leave_updated_at_where_it_was(self, make_helpcrunch_standin, api):
+        standin = make_helpcrunch_standin(
+            chats=3, api_key=API_KEY, requests_per_minute=None, message_moves_updated_at=False
+        )
+        chat_id = next(iter(standin.chats))
+        before = standin.chat(chat_id)["updatedAt"]
+        message = standin.add_message(chat_id, text="Hi")
+        assert standin.chat(chat_id)["updatedAt"] == before
+        assert standin.chat(chat_id)["lastMessageAt"] == message["createdAt"]
 
     def test_customers_of_the_chats_paged_and_sorted(self, make_helpcrunch_standin, api):
         standin = make_helpcrunch_standin(chats=150, api_key=API_KEY, requests_per_minute=None)
