@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from typing import Any, ClassVar
@@ -850,3 +851,141 @@ class TestMessagesAndCustomers:
         with pytest.raises(HelpCrunchConfigError, match=message):
             list(hook.list_customers(**kwargs))
         assert requests_mock.call_count == 0
+
+
+class TestSearchByKey:
+    """Searches page on createdAt: chats leaving the result shift nothing; equal keys; OR; other sorts."""
+
+    def test_chats_leaving_between_pages_push_none_out(self, hook, requests_mock):
+        ids = list(range(1, 301))
+        gone: set[int] = set()
+
+        def answer(request, context):
+            page = pages_of([i for i in ids if i not in gone])(request, context)
+            gone.update({5, 50, 150, 160, 170} if request.json()["filter"] else set())  # agents close chats
+            return page
+
+        requests_mock.post(SEARCH_URL, json=answer)
+        found = [c["id"] for c in hook.search_chats([("status", "=", "opened")])]
+        stayed = [i for i in ids if i not in gone]
+        assert set(stayed) <= set(found)
+        assert len(found) == len(set(found))
+
+    def test_a_run_of_equal_keys_longer_than_a_page(self, hook, requests_mock):
+        same = [{**chat(i), "createdAt": CREATED} for i in range(1, 251)]
+        later = [chat(i) for i in range(251, 261)]  # created after the run
+
+        def answer(request, context):
+            body = request.json()
+            keys = [f for f in body["filter"] if f["field"] == "chats.createdAt"]
+            rows = same + later
+            for f in keys:
+                op, value = f["operator"], f["value"]
+                rows = [r for r in rows if {"=": r["createdAt"] == value, ">=": r["createdAt"] >= value}[op]]
+            return {"data": rows[body["offset"] : body["offset"] + body["limit"]]}
+
+        requests_mock.post(SEARCH_URL, json=answer)
+        found = [c["id"] for c in hook.search_chats([])]
+        assert found == list(range(1, 261))
+        sent = [
+            ([(f["operator"], f["value"]) for f in r.json()["filter"]], r.json()["offset"])
+            for r in requests_mock.request_history
+        ]
+        assert sent[:2] == [([], 0), ([(">=", CREATED)], 0)]
+        # the run by offset, twice (the second pass finds nothing new), then on past the key
+        assert sent[2:] == [
+            *[([("=", CREATED)], offset) for offset in (0, 100, 200)],
+            *[([("=", CREATED)], offset) for offset in (0, 100, 200)],
+            ([(">=", CREATED + 1)], 0),
+        ]
+
+    def test_a_run_that_never_settles_is_an_error_not_a_gap(self, hook, requests_mock):
+        fresh = itertools.count(1000)
+
+        def answer(request, context):  # a run of 150 whose every page holds chats never seen before
+            size = 100 if request.json()["offset"] == 0 else 50
+            return {"data": [{**chat(next(fresh)), "createdAt": CREATED} for _ in range(size)]}
+
+        requests_mock.post(SEARCH_URL, json=answer)
+        with pytest.raises(HelpCrunchAPIError, match="new chats on each of 10 passes"):
+            list(hook.search_chats([], max_chats=100_000))
+
+    def test_or_is_paged_per_filter_and_merged_in_order_once_each(self, hook, requests_mock):
+        def answer(request, context):
+            body = request.json()
+            assert body["comparison"] == "AND"
+            wanted = body["filter"][0]["value"]
+            ids = [i for i in range(1, 21) if (i % 2 == 0) == (wanted == "closed") or i in (3, 4)]
+            return pages_of(ids)(request, context)
+
+        requests_mock.post(SEARCH_URL, json=answer)
+        found = hook.search_chats([("status", "=", "closed"), ("status", "=", "opened")], comparison="OR")
+        assert [c["id"] for c in found] == list(range(1, 21))
+
+    def test_another_sort_is_applied_to_every_match(self, hook, requests_mock):
+        closed = {1: 30, 2: 10, 3: None, 4: 20}
+
+        def answer(request, context):  # in createdAt order, as asked
+            data = [chat(i, closedAt=closed[i]) for i in closed]
+            return {"data": data[::-1] if request.json()["order"] == "desc" else data}
+
+        requests_mock.post(SEARCH_URL, json=answer)
+        found = hook.search_chats([], sort="closedAt", order="asc")
+        assert [c["id"] for c in found] == [2, 4, 1, 3]
+        assert requests_mock.last_request.json()["sort"] == "chats.createdAt"  # paged on the key still
+        found = hook.search_chats([], sort="closedAt", order="desc", max_chats=2)
+        assert [c["id"] for c in found] == [3, 1]
+
+    def test_a_page_out_of_order_is_helpcrunchs_error(self, hook, requests_mock):
+        requests_mock.post(SEARCH_URL, json={"data": [chat(5), chat(3)]})
+        with pytest.raises(HelpCrunchAPIError, match="not sorted ascending"):
+            list(hook.search_chats([]))
+
+    def test_a_chat_without_created_at_cannot_be_paged_past(self, hook, requests_mock):
+        requests_mock.post(SEARCH_URL, json={"data": [chat(5, createdAt=None)]})
+        with pytest.raises(HelpCrunchAPIError, match="chat 5 without a readable createdAt"):
+            list(hook.search_chats([]))
+
+    def test_nothing_is_sent_until_the_first_chat_is_asked_for(self, hook, requests_mock):
+        requests_mock.post(SEARCH_URL, json={"data": []})
+        found = hook.search_chats([], sort="closedAt")
+        assert requests_mock.call_count == 0
+        assert list(found) == []
+
+
+class TestAWriteIsDoneOnlyWhenTheAnswerShowsIt:
+    @pytest.mark.parametrize(
+        ("path", "call", "body"),
+        [
+            ("/chats/readByAgent", lambda h: h.mark_chat_read(7), {"readByAgent": True}),
+            ("/chats/status", lambda h: h.set_chat_status(7, "closed"), {"status": "closed"}),
+            ("/chats/assignee", lambda h: h.set_chat_assignee(7, 12), {"assignee": {"id": 12}}),
+            ("/chats/department", lambda h: h.set_chat_department(7, 2), {"department": {"id": 2}}),
+            ("/chats/snooze", lambda h: h.snooze_chat(7, 1_800_000_000), {"snoozedUntil": "1800000000"}),
+        ],
+    )
+    def test_a_200_without_the_chats_id_is_not_done(self, hook, requests_mock, path, call, body):
+        requests_mock.put(f"{BASE}{path}", json=body)
+        with pytest.raises(HelpCrunchAPIError, match=r"for chat 7 with no chat id .*not counted as done"):
+            call(hook)
+
+    def test_a_mark_answered_without_the_read_field_is_not_done(self, hook, requests_mock):
+        requests_mock.put(AGENT_URL, json={"id": 7, "status": "opened"})
+        with pytest.raises(HelpCrunchAPIError, match="no 'readByAgent' field"):
+            hook.mark_chat_read(7)
+
+
+class TestRequestStats:
+    def test_requests_and_429s_are_counted(self, hook, requests_mock):
+        requests_mock.put(
+            AGENT_URL,
+            [
+                {"status_code": 429, "json": errors("too_many_requests"), "headers": {"Retry-After": "3"}},
+                {"status_code": 503, "text": "busy"},
+                {"json": chat(7)},
+            ],
+        )
+        hook.mark_chat_read(7)
+        stats = hook.client.stats
+        assert stats.as_dict() == {"sent": 3, "rate_limited": 1, "rate_limit_wait_seconds": 3.0}
+        assert stats.describe() == "3 request(s), 1 answered 429 (waited 3.0 s on them)"

@@ -622,3 +622,22 @@ class TestSearchUnreadBy:
     def test_a_bad_unread_by_fails_at_parse_time(self):
         with pytest.raises(ValueError, match="'admin'"):
             HelpCrunchSearchChatsOperator(task_id="f", unread_by="admin")
+
+
+class TestTheSummarySaysWhatHappened:
+    def test_429s_are_counted_in_the_summary_and_the_output(self, requests_mock, logs):
+        throttled = {"status_code": 429, "json": errors("too_many_requests"), "headers": {"Retry-After": "1"}}
+        requests_mock.put(AGENT_URL, [throttled, throttled, {"json": echo_chat}])
+        result = run(MarkChatReadOperator(task_id="mark", chat_ids=[1, 2], max_in_flight=1))
+        assert result["marked"] == [1, 2]
+        assert result["requests"] == {"sent": 4, "rate_limited": 2, "rate_limit_wait_seconds": 2.0}
+        said = logs()
+        assert "4 request(s), 2 answered 429 (waited 2.0 s on them), paced at up to" in said
+        assert "Set redis_conn_id on the connection" in said
+
+    def test_a_run_without_429s_says_so(self, requests_mock, logs):
+        requests_mock.put(AGENT_URL, json=echo_chat)
+        run(MarkChatReadOperator(task_id="mark", chat_ids=[1]))
+        said = logs()
+        assert "1 request(s), none answered 429, paced at up to" in said
+        assert "redis_conn_id" not in said
