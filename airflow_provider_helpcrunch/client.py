@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import http.client
+import itertools
 import random
 import sys
 import threading
@@ -309,8 +310,8 @@ class HelpCrunchClient:
 
     def _check_order(self, keys: list[int], bound: int | None, descending: bool, action: str) -> None:
         """Paging by key relies on HelpCrunch's sort: a page out of order is its error, not a guess."""
-        edge = [] if bound is None else [bound]
-        steps = list(zip([*edge, *keys], keys, strict=False))
+        known = keys if bound is None else [bound, *keys]
+        steps = list(itertools.pairwise(known))
         if any((later > earlier) if descending else (later < earlier) for earlier, later in steps):
             direction = "descending" if descending else "ascending"
             raise HelpCrunchAPIError(

@@ -37,6 +37,13 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_helpcrunch.operators.helpcrunch"],
             }
         ],
+        "transfers": [
+            {
+                "source-integration-name": "HelpCrunch",
+                "target-integration-name": "Common IO",
+                "python-module": "airflow_provider_helpcrunch.transfers.helpcrunch_to_object_storage",
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

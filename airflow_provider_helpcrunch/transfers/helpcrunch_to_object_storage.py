@@ -5,20 +5,25 @@ data interval, idempotent, streamed, and never a half file at the final path.
 
 from __future__ import annotations
 
-import contextlib
-import gzip
 import hashlib
 import json
-import uuid
+import math
+import re
+import threading
+import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.assets import Asset
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
+from airflow_provider_helpcrunch.chat_writes import RATE_LIMITED_ADVICE
 from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchAPIError,
+    HelpCrunchCancelledError,
     HelpCrunchConfigError,
     HelpCrunchError,
     HelpCrunchNotFoundError,
@@ -27,10 +32,12 @@ from airflow_provider_helpcrunch.filters import to_timestamp
 from airflow_provider_helpcrunch.operators.helpcrunch import MAX_IN_FLIGHT, BaseHelpCrunchOperator
 from airflow_provider_helpcrunch.outside_text import short_repr
 from airflow_provider_helpcrunch.timestamps import timestamp_seconds
+from airflow_provider_helpcrunch.transfers.export_files import AllOf, StreamFile, stale_partials
+from airflow_provider_helpcrunch.transfers.export_records import SCHEMA_VERSION, schema_bytes
 from airflow_provider_helpcrunch.validation import check_bool, check_int, check_unless_template
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Sequence
 
     from airflow.providers.common.compat.sdk import Context
 
@@ -39,64 +46,19 @@ if TYPE_CHECKING:
 STREAMS = ("chats", "messages", "customers")
 COMPRESSIONS = (None, "gzip")
 PROGRESS_KEY = "helpcrunch_export_progress"
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2
 #: a stream's file name, under ``path/<stream>/``: the window in UTC, e.g. 20261201T000000Z.
 _STAMP = "%Y%m%dT%H%M%SZ"
+_SNAPSHOT = re.compile(r"snapshot_\d{8}T\d{6}Z\.jsonl(\.gz)?")
+#: how far HelpCrunch's clock may be behind ours: a re-read of the chats whose last message moved while
+#: the export read them reaches this far back before the re-read started.
+CLOCK_SKEW = 300
+#: re-reads of the chats whose last message moved during the read before, before the export gives up.
+MAX_REREADS = 10
 
 
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(_STAMP)
-
-
-def _record(value: dict[str, Any]) -> bytes:
-    """One JSON line, keys sorted: the same record is the same bytes on every run."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-
-
-class _StreamFile:
-    """
-    One stream's file, written under a temporary name in its final folder and moved into place only when
-    complete: a failed or killed try leaves a ``_``-prefixed ``.partial`` file, never one at the final path.
-    """
-
-    def __init__(self, final: ObjectStoragePath, compression: str | None) -> None:
-        self.final = final
-        self.partial = final.parent / f"_{final.name}.{uuid.uuid4().hex}.partial"
-        self.records = 0
-        self._compression = compression
-        self._raw: Any = None
-        self._out: Any = None
-
-    def __enter__(self) -> _StreamFile:
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self._raw = self.partial.open("wb")
-        # no name and no time in the gzip header: the same records are the same bytes on every run
-        self._out = (
-            gzip.GzipFile(fileobj=self._raw, mode="wb", filename="", mtime=0)
-            if self._compression == "gzip"
-            else self._raw
-        )
-        return self
-
-    def write(self, record: dict[str, Any]) -> None:
-        self._out.write(_record(record))
-        self.records += 1
-
-    def __exit__(self, kind: Any, *exc: object) -> None:
-        try:
-            if self._out is not self._raw:
-                self._out.close()
-            self._raw.close()
-        except Exception:
-            if kind is None:
-                raise
-        if kind is None:
-            self.partial.rename(self.final)
-            return
-        # the try failed: take the partial file away too (a killed try leaves it, named as partial); the
-        # task's own error is the one to report
-        with contextlib.suppress(Exception):
-            self.partial.unlink()
 
 
 def _as_moment(value: Any, name: str) -> datetime:
@@ -127,24 +89,31 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
     Export HelpCrunch data to object storage (``file://``, ``s3://``, ``gs://``... any backend of Airflow's
     ``ObjectStoragePath``), as JSON Lines, one file per stream and window.
 
-    - ``chats``: the chats changed in the window (``POST /chats/search`` on ``chats.updatedAt``, oldest
-      first), as HelpCrunch returns them.
-    - ``messages``: every message created in the window, of every chat that changed since its start (a chat
-      that changed again after the window still had its messages in it). Newest first, paging a chat's
-      messages stops at the first one older than the window.
-    - ``customers``: a full snapshot (``GET /customers``).
+    - ``chats``: the chats changed in the window (``POST /chats/search`` on ``chats.updatedAt``), paged on
+      their ``createdAt``: a chat an agent changes while the export runs pushes no other chat out.
+    - ``messages``: every message created in the window, of every chat whose last message is not older
+      than the window's start (``GET /chats`` by ``lastMessageAt``, newest first, read again for the chats
+      whose last message moved meanwhile), and of every chat of the chats stream. Newest first, paging a
+      chat's messages stops at the first one older than the window.
+    - ``customers``: a snapshot of every customer (``GET /customers``), named after the moment it was
+      read (``snapshot_<UTC time>``). Only a run whose window ended at most ``snapshot_max_delay`` ago
+      takes one: a backfill of past intervals does not read every customer again for each of them.
+
+    Every timestamp of every record is written as RFC 3339 text in UTC (``2026-12-01T10:20:30.913000Z``);
+    each stream's JSON Schema (versioned) is written beside its files as ``_schema.v<N>.json``.
 
     The window is the run's data interval by default, so a scheduled run exports what changed since the last
     one and a backfill exports its intervals (schedule with ``CronDataIntervalTimetable`` on Airflow 3, whose
     default cron timetable gives runs an empty interval). A run with no data interval, or an empty one,
     exports ``window_if_no_interval`` up to the interval's end, or else up to its ``run_after``. Files go to
-    ``<path>/<stream>/<start>_<end>.jsonl[.gz]`` (customers: ``<path>/customers/snapshot_<end>...``), each
-    written under a temporary name and moved into place when complete, records in a fixed order with
-    sorted keys: re-running an interval rewrites the same files with the same bytes (for unchanged data).
-    On Airflow 3.3 a retry does not export again a stream that an earlier try finished.
+    ``<path>/<stream>/<start>_<end>.jsonl[.gz]``, each written under a temporary name and moved into place
+    when complete, records in a fixed order with sorted keys: re-running an interval rewrites the same files
+    with the same bytes (for unchanged data). On Airflow 3.3 a retry does not export again a stream that an
+    earlier try finished.
 
-    Returns (XCom ``return_value``): ``{"window": {"start", "end"}, "streams": {name: {"path", "records"}}}``.
-    Emits an asset event per stream written (``outlets``: ``<path>/<stream>``), so that DAGs can be
+    Returns (XCom ``return_value``): ``{"window": {"start", "end"}, "streams": {name: {"path", "records",
+    "schema"}}, "skipped": {name: reason}, "requests": {"sent", "rate_limited", "rate_limit_wait_seconds"}}``.
+    Emits an asset event per stream written (``outlets``: :func:`export_asset`), so that DAGs can be
     scheduled on the export.
 
     :param path: the folder to write to (templated), e.g. ``"s3://aws_default@my-bucket/helpcrunch"``.
@@ -152,6 +121,8 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
     :param window_start: the window's start (templated; default: the data interval's start).
     :param window_end: the window's end, not included (templated; default: the data interval's end).
     :param window_if_no_interval: the window of a run with no data interval or an empty one (default a day).
+    :param snapshot_max_delay: the longest time after the window's end at which a run still takes the
+        customers snapshot (default: the window's length, so a daily run takes the day's snapshot).
     :param compression: ``None`` or ``"gzip"``.
     :param max_in_flight: chats whose messages are fetched at once (1 to 32), hiding latency; the pace stays
         at the account's limit.
@@ -171,6 +142,7 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
         window_start: Any = None,
         window_end: Any = None,
         window_if_no_interval: timedelta = timedelta(days=1),
+        snapshot_max_delay: timedelta | None = None,
         compression: str | None = None,
         max_in_flight: int = 4,
         resume: bool = True,
@@ -184,47 +156,48 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
             )
         if compression not in COMPRESSIONS:
             raise HelpCrunchConfigError(f"compression must be None or 'gzip', got {compression!r}")
-        if not isinstance(window_if_no_interval, timedelta) or window_if_no_interval <= timedelta(0):
-            raise HelpCrunchConfigError(
-                f"window_if_no_interval must be a positive timedelta, got {window_if_no_interval!r}"
-            )
+        for name, value in (
+            ("window_if_no_interval", window_if_no_interval),
+            ("snapshot_max_delay", snapshot_max_delay),
+        ):
+            if value is not None and (not isinstance(value, timedelta) or value <= timedelta(0)):
+                raise HelpCrunchConfigError(f"{name} must be a positive timedelta, got {value!r}")
         check_int(max_in_flight, "max_in_flight", maximum=MAX_IN_FLIGHT)
         check_bool(resume, "resume")
+        if not hasattr(path, "resolve"):  # an XComArg is checked once resolved
+            check_unless_template(path, _check_path)
         if window_start not in (None, ""):
             check_unless_template(window_start, _check_start)
         if window_end not in (None, ""):
             check_unless_template(window_end, _check_end)
         if "outlets" not in kwargs and not (isinstance(path, str) and "{{" in path):
-            kwargs["outlets"] = [Asset(_asset_uri(path, stream)) for stream in streams]
+            kwargs["outlets"] = [export_asset(path, stream) for stream in streams]
         super().__init__(**kwargs)
         self.path = path
         self.streams = streams
         self.window_start = window_start
         self.window_end = window_end
         self.window_if_no_interval = window_if_no_interval
+        self.snapshot_max_delay = snapshot_max_delay
         self.compression = compression
         self.max_in_flight = max_in_flight
         self.resume = resume
+        self._lineage: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ the run
 
     def execute(self, context: Context) -> dict[str, Any]:
         start, end = self._window(context)
-        base = self.path if isinstance(self.path, ObjectStoragePath) else ObjectStoragePath(self.path)
-        suffix = ".jsonl.gz" if self.compression == "gzip" else ".jsonl"
+        base = _check_path(self.path)
         window = f"{_stamp(start)}_{_stamp(end)}"
-        finals = {
-            stream: base
-            / stream
-            / ((f"snapshot_{_stamp(end)}" if stream == "customers" else window) + suffix)
-            for stream in self.streams
-        }
+        finals = {stream: base / stream / (window + self._suffix) for stream in self.streams}
         progress = _ExportProgress(
             context.get("task_state_store") if self.resume else None,
             [str(base), start.isoformat(), end.isoformat(), list(self.streams), self.compression],
             self.log,
         )
-        done = progress.load(finals)
+        done = progress.load(base, finals)
+        skipped: dict[str, str] = {}
         self.log.info(
             "Exporting %s changed from %s to %s (not included) to %s%s",
             " and ".join(self.streams),
@@ -239,14 +212,33 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
                 done.update(self._export_chats(start, end, {s: finals[s] for s in chat_streams}))
                 progress.save(done)
             if "customers" in self.streams and "customers" not in done:
-                done.update(self._export_customers(finals["customers"]))
-                progress.save(done)
+                reason = self._no_snapshot_because(start, end)
+                if reason:
+                    skipped["customers"] = reason
+                    self.log.info("customers: no snapshot: %s", reason)
+                else:
+                    done.update(self._export_customers(base / "customers"))
+                    progress.save(done)
         finally:
             self.hook.close()
         for stream, written in done.items():
             self.log.info("%s: %s record(s) in %s", stream, f"{written['records']:,}", written["path"])
+        stats = self.hook.client.stats
+        self.log.info("HelpCrunch was sent %s, paced %s", stats.describe(), self.hook.pace)
+        if stats.rate_limited:
+            self.log.warning(RATE_LIMITED_ADVICE)
         self._tell_assets(context, base, done, start, end)
-        return {"window": {"start": start.isoformat(), "end": end.isoformat()}, "streams": done}
+        self._lineage = {"base": base, "streams": sorted(done), "api": self.hook.settings.base_url}
+        return {
+            "window": {"start": start.isoformat(), "end": end.isoformat()},
+            "streams": done,
+            "skipped": skipped,
+            "requests": stats.as_dict(),
+        }
+
+    @property
+    def _suffix(self) -> str:
+        return ".jsonl.gz" if self.compression == "gzip" else ".jsonl"
 
     def _window(self, context: Context) -> tuple[datetime, datetime]:
         """
@@ -273,17 +265,40 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
             raise HelpCrunchConfigError(f"The window must start before it ends: {start} to {end}")
         return start, end
 
+    def _no_snapshot_because(self, start: datetime, end: datetime, now: datetime | None = None) -> str:
+        """Why this run takes no customers snapshot (``""``: it takes one)."""
+        now = now or datetime.now(UTC)
+        delay = self.snapshot_max_delay or (end - start)
+        if now - end <= delay:
+            return ""
+        return (
+            f"the window ended at {end.isoformat()}, more than {delay} ago (snapshot_max_delay): a snapshot "
+            "holds the customers as they are when it is read, not as they were then, so only a run of a "
+            "recent window takes one"
+        )
+
+    # ------------------------------------------------------------------ chats and messages
+
     def _export_chats(
         self, start: datetime, end: datetime, finals: dict[str, ObjectStoragePath]
     ) -> dict[str, dict[str, Any]]:
-        """One pass over the chats: the chats changed in the window, and the messages created in it."""
-        since, until = int(start.timestamp()), int(end.timestamp())
-        files = {stream: _StreamFile(final, self.compression) for stream, final in finals.items()}
+        """The chats changed in the window, then the messages created in it."""
+        since, until = math.floor(start.timestamp()), math.ceil(end.timestamp())
+        files = {stream: StreamFile(stream, final, self.compression) for stream, final in finals.items()}
         chats_file, messages_file = files.get("chats"), files.get("messages")
-        seen: set[int] = set()
         try:
-            with _all(files.values()), ThreadPoolExecutor(self.max_in_flight, "helpcrunch-export") as pool:
-                self._chats_pass(pool, since, until, chats_file, messages_file, seen)
+            with AllOf(files.values()):
+                active: set[int] = set()
+                if chats_file is not None:
+                    for chat in self.hook.search_chats(
+                        [("updatedAt", ">=", since), ("updatedAt", "<", until)], sort="createdAt", order="asc"
+                    ):
+                        chats_file.write(chat)
+                        if not _quiet_since(chat, since):
+                            active.add(chat["id"])
+                if messages_file is not None:
+                    chat_ids = sorted(active | self._chats_with_messages_since(since))
+                    self._write_messages(chat_ids, start.timestamp(), end.timestamp(), messages_file)
         except HelpCrunchError as err:
             written = ", ".join(f"{f.records:,} {stream}" for stream, f in files.items())
             raise err.restated(
@@ -291,66 +306,83 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
                 f"after {written} had been read; none of it is at the final paths (a retry exports them "
                 f"again). Cause: {err}"
             ) from err
-        return {stream: {"path": str(f.final), "records": f.records} for stream, f in files.items()}
+        for file in files.values():
+            self._clean_partials(file)
+        return {stream: self._written(file) for stream, file in files.items()}
 
-    def _chats_pass(
-        self,
-        pool: ThreadPoolExecutor,
-        since: int,
-        until: int,
-        chats_file: _StreamFile | None,
-        messages_file: _StreamFile | None,
-        seen: set[int],
-    ) -> None:
-        """The chats changed in the window, a page at a time, each page's messages after it."""
-        hook = self.hook
-        changed = hook.search_chats(
-            [("updatedAt", ">=", since), ("updatedAt", "<", until)], sort="createdAt", order="asc"
+    def _chats_with_messages_since(self, since: int) -> set[int]:
+        """
+        The chats whose last message is not older than ``since``: ``GET /chats`` by ``lastMessageAt``,
+        newest first, up to the first older chat. A chat that gets a message while we page moves to the
+        front, where we have been already; so the front is read again, back to a little before the last
+        read started, until a read finds no chat it did not know.
+        """
+        found: set[int] = set()
+        back_to = since
+        for reread in range(MAX_REREADS + 1):
+            started = time.time()
+            new = 0
+            for chat in self.hook.list_chats(sort="lastMessageAt", order="desc"):
+                last = _last_message_at(chat)
+                if last is None:
+                    continue  # no message at all: wherever HelpCrunch sorts it, it has none in the window
+                if last < back_to:
+                    break  # every chat after it is older still
+                if chat["id"] not in found:
+                    found.add(chat["id"])
+                    new += 1
+            if reread and not new:
+                return found
+            back_to = max(since, math.floor(started) - CLOCK_SKEW)
+        raise HelpCrunchAPIError(
+            f"The chats with messages since {since} kept changing through {MAX_REREADS} re-reads of "
+            "GET /chats by lastMessageAt; no complete list of them could be read"
         )
-        for batch in _batches(changed, 100):
-            if chats_file is not None:
-                for chat in batch:
-                    chats_file.write(chat)
-            if messages_file is not None:
-                self._write_messages(pool, batch, since, until, messages_file, seen)
-        if messages_file is not None:
-            # a chat that changed again after the window still had its messages in it
-            later = hook.search_chats([("updatedAt", ">=", until)], sort="createdAt", order="asc")
-            for batch in _batches(later, 100):
-                self._write_messages(pool, batch, since, until, messages_file, seen)
 
-    def _write_messages(
-        self,
-        pool: ThreadPoolExecutor,
-        chats: list[dict[str, Any]],
-        since: int,
-        until: int,
-        out: _StreamFile,
-        seen: set[int],
-    ) -> None:
-        """The window's messages of ``chats``, fetched ``max_in_flight`` chats at a time, written in order."""
-        wanted = []
-        for chat in chats:
-            if chat["id"] in seen or _quiet_since(chat, since):
-                continue
-            seen.add(chat["id"])
-            wanted.append(chat["id"])
-        futures: list[Future[list[dict[str, Any]]]] = [
-            pool.submit(self._window_messages, chat_id, since, until) for chat_id in wanted
-        ]
+    def _write_messages(self, chat_ids: list[int], since: float, until: float, out: StreamFile) -> None:
+        """
+        The window's messages of ``chat_ids``, ``max_in_flight`` chats at a time, written in their order.
+        On an error, no request is sent after the stop is decided: only those on the wire finish.
+        """
+        stop = threading.Event()
+        failure: list[HelpCrunchError] = []
+        queue = iter(chat_ids)
+        pending: deque[Future[list[dict[str, Any]]]] = deque()
+        pool = ThreadPoolExecutor(self.max_in_flight, "helpcrunch-export")
+
+        def submit() -> None:
+            chat_id = next(queue, None)
+            if chat_id is not None and not stop.is_set():
+                pending.append(pool.submit(self._window_messages, chat_id, since, until, stop, failure))
+
         try:
-            for future in futures:
-                for message in future.result():
+            for _ in range(self.max_in_flight):
+                submit()
+            while pending:
+                try:
+                    messages = pending.popleft().result()
+                except HelpCrunchCancelledError:
+                    if failure:
+                        raise failure[0] from None
+                    raise
+                for message in messages:
                     out.write(message)
+                submit()
+        except BaseException:
+            stop.set()
+            raise
         finally:
-            for future in futures:
+            for future in pending:
                 future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
 
-    def _window_messages(self, chat_id: int, since: int, until: int) -> list[dict[str, Any]]:
+    def _window_messages(
+        self, chat_id: int, since: float, until: float, stop: threading.Event, failure: list[HelpCrunchError]
+    ) -> list[dict[str, Any]]:
         """A chat's messages created in the window; paging stops at the first message older than it."""
         kept = []
         try:
-            for message in self.hook.list_chat_messages(chat_id):
+            for message in self.hook.list_chat_messages(chat_id, cancel=stop):
                 created = _created(message, chat_id)
                 if created < since:
                     break  # newest first: every message after this one is older still
@@ -361,13 +393,60 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
                 "Chat %d was deleted while the export ran: its messages are not exported", chat_id
             )
             return []
+        except HelpCrunchCancelledError:
+            raise
+        except HelpCrunchError as err:
+            failure.append(err)  # told before the stop, so that the stop is never taken for the cause
+            stop.set()
+            raise
         return kept
 
-    def _export_customers(self, final: ObjectStoragePath) -> dict[str, dict[str, Any]]:
-        with _StreamFile(final, self.compression) as out:
+    # ------------------------------------------------------------------ customers
+
+    def _export_customers(self, folder: ObjectStoragePath) -> dict[str, dict[str, Any]]:
+        """A snapshot of every customer, named after the moment its read started."""
+        taken = datetime.now(UTC)
+        final = folder / f"snapshot_{_stamp(taken)}{self._suffix}"
+        with StreamFile("customers", final, self.compression) as out:
             for customer in self.hook.list_customers(sort="customers.firstSeen", order="asc"):
                 out.write(customer)
-        return {"customers": {"path": str(final), "records": out.records}}
+        self._clean_partials(out)
+        return {"customers": {**self._written(out), "taken_at": taken.replace(microsecond=0).isoformat()}}
+
+    # ------------------------------------------------------------------ files, assets, lineage
+
+    def _written(self, file: StreamFile) -> dict[str, Any]:
+        """What was written for a stream, its schema put beside it."""
+        schema_path = file.final.parent / f"_schema.v{SCHEMA_VERSION}.json"
+        schema_path.write_bytes(schema_bytes(file.stream))
+        return {
+            "path": str(file.final),
+            "records": file.records,
+            "schema": str(schema_path),
+            "schema_version": SCHEMA_VERSION,
+        }
+
+    def _clean_partials(self, file: StreamFile) -> None:
+        """Remove what killed tries left in the stream's folder; a failure here fails nothing."""
+        try:
+            stale = stale_partials(file.final.parent)
+            for path in stale:
+                path.unlink()
+        except Exception as err:
+            self.log.warning(
+                "Could not remove stale temporary files in %s (%s: %s)",
+                file.final.parent,
+                type(err).__name__,
+                err,
+            )
+            return
+        if stale:
+            self.log.info(
+                "Removed %d temporary file(s) left by killed tries in %s: %s",
+                len(stale),
+                file.final.parent,
+                ", ".join(path.name for path in stale),
+            )
 
     def _tell_assets(
         self, context: Context, base: ObjectStoragePath, done: dict[str, Any], start: datetime, end: datetime
@@ -378,13 +457,43 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
         if events is None:
             return
         for stream, written in done.items():
-            uri = _asset_uri(base, stream)
-            if uri in declared:
-                events[Asset(uri)].extra = {
+            asset = export_asset(base, stream)
+            if asset.uri in declared:
+                events[asset].extra = {
                     **written,
                     "window_start": start.isoformat(),
                     "window_end": end.isoformat(),
                 }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """
+        What the export read and wrote, for OpenLineage: HelpCrunch's endpoints in, each stream's folder
+        out. ``None`` where the OpenLineage provider is not installed (nothing of it is imported then).
+        """
+        if not self._lineage:
+            return None
+        try:
+            from airflow.providers.common.compat.openlineage.facet import Dataset
+            from airflow.providers.openlineage.extractors import OperatorLineage
+        except ImportError:
+            return None
+        api = urlsplit(self._lineage["api"])
+        sources = {"chats": "/chats", "messages": "/chats/messages", "customers": "/customers"}
+        streams = self._lineage["streams"]
+        inputs = [
+            Dataset(namespace=f"{api.scheme}://{api.netloc}", name=f"{api.path}{sources[stream]}")
+            for stream in streams
+        ]
+        outputs = []
+        for stream in streams:
+            where = urlsplit(export_asset(self._lineage["base"], stream).uri)
+            if where.scheme == "file":
+                outputs.append(Dataset(namespace="file", name=where.path))
+            else:
+                outputs.append(
+                    Dataset(namespace=f"{where.scheme}://{where.netloc}", name=where.path.lstrip("/"))
+                )
+        return OperatorLineage(inputs=inputs, outputs=outputs)
 
 
 class _ExportProgress:
@@ -395,7 +504,9 @@ class _ExportProgress:
         self._log = log
         self.fingerprint = hashlib.sha256(json.dumps(asked, default=str).encode()).hexdigest()[:32]
 
-    def load(self, finals: dict[str, ObjectStoragePath]) -> dict[str, dict[str, Any]]:
+    def load(
+        self, base: ObjectStoragePath, finals: dict[str, ObjectStoragePath]
+    ) -> dict[str, dict[str, Any]]:
         if self._store is None:
             return {}
         record = self._store.get(PROGRESS_KEY)
@@ -407,22 +518,14 @@ class _ExportProgress:
             or set(record) != {"format", "fingerprint", "done"}
             or record["format"] != RECORD_FORMAT
             or not isinstance(done, dict)
-            or not all(
-                stream in finals
-                and isinstance(entry, dict)
-                and set(entry) == {"path", "records"}
-                and entry["path"] == str(finals[stream])
-                and isinstance(entry["records"], int)
-                and not isinstance(entry["records"], bool)
-                for stream, entry in done.items()
-            )
+            or not all(_is_entry(base, finals, stream, entry) for stream, entry in done.items())
         ):
             self._log.warning("The export record of an earlier try is unreadable; exporting every stream.")
             return {}
         if record["fingerprint"] != self.fingerprint:
             self._log.warning("An earlier try exported another window or path; exporting every stream.")
             return {}
-        return {stream: entry for stream, entry in done.items() if finals[stream].exists()}
+        return {stream: entry for stream, entry in done.items() if ObjectStoragePath(entry["path"]).exists()}
 
     def save(self, done: dict[str, dict[str, Any]]) -> None:
         if self._store is not None:
@@ -431,35 +534,21 @@ class _ExportProgress:
             )
 
 
-class _all:
-    """Enter every stream file; leave them all (each moves into place, or is taken away on an error)."""
-
-    def __init__(self, files: Iterable[_StreamFile]) -> None:
-        self._files = list(files)
-        self._entered: list[_StreamFile] = []
-
-    def __enter__(self) -> None:
-        try:
-            for file in self._files:
-                self._entered.append(file.__enter__())
-        except BaseException as err:  # those opened already are taken away too
-            self.__exit__(type(err), err, err.__traceback__)
-            raise
-
-    def __exit__(self, *exc: Any) -> None:
-        for file in reversed(self._entered):
-            file.__exit__(*exc)
-
-
-def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _is_entry(base: ObjectStoragePath, finals: dict[str, ObjectStoragePath], stream: str, entry: Any) -> bool:
+    """Whether a stream's entry of the record is one this export writes (its path where it belongs)."""
+    if stream not in STREAMS or not isinstance(entry, dict):
+        return False
+    keys = {"path", "records", "schema", "schema_version"} | (
+        {"taken_at"} if stream == "customers" else set()
+    )
+    if set(entry) != keys or not isinstance(entry["path"], str):
+        return False
+    if isinstance(entry["records"], bool) or not isinstance(entry["records"], int):
+        return False
+    if stream == "customers":
+        folder, _, name = entry["path"].rpartition("/")
+        return folder == str(base / "customers") and _SNAPSHOT.fullmatch(name) is not None
+    return stream in finals and entry["path"] == str(finals[stream])
 
 
 def _created(message: dict[str, Any], chat_id: int) -> float:
@@ -477,19 +566,45 @@ def _created(message: dict[str, Any], chat_id: int) -> float:
     return created
 
 
+def _last_message_at(chat: dict[str, Any]) -> float | None:
+    try:
+        return timestamp_seconds(chat.get("lastMessageAt"))
+    except ValueError:
+        return None
+
+
 def _quiet_since(chat: dict[str, Any], since: int) -> bool:
     """Whether a chat's last message is older than ``since`` (then it has none in the window)."""
-    try:
-        last = timestamp_seconds(chat.get("lastMessageAt"))
-    except ValueError:
-        return False
+    last = _last_message_at(chat)
     return last is not None and last < since
 
 
-def _asset_uri(path: str | ObjectStoragePath, stream: str) -> str:
-    """``<path>/<stream>`` as an asset URI: the storage's URL without the Airflow connection in it."""
-    text = str(path).rstrip("/")
+def _check_path(value: Any) -> ObjectStoragePath:
+    """The export's folder: an ``ObjectStoragePath`` or its URL; empty, blank or missing is refused."""
+    if isinstance(value, ObjectStoragePath):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise HelpCrunchConfigError(
+            "path must be the folder to export to (e.g. 's3://aws_default@my-bucket/helpcrunch' or "
+            f"'file:///data/helpcrunch'), got {short_repr(value)}"
+        )
+    return ObjectStoragePath(value.strip())
+
+
+def export_asset(path: str | ObjectStoragePath, stream: str) -> Asset:
+    """
+    The asset :class:`HelpCrunchToObjectStorageOperator` emits for a stream exported under ``path``: give it
+    the same ``path`` as the operator, and schedule a DAG on it. Its URI is ``<path>/<stream>`` without the
+    Airflow connection (``s3://aws_default@bucket/x`` gives ``s3://bucket/x/chats``), as Airflow names
+    assets.
+
+    >>> export_asset("s3://aws_default@my-bucket/helpcrunch", "chats").uri
+    's3://my-bucket/helpcrunch/chats'
+    """
+    if stream not in STREAMS:
+        raise HelpCrunchConfigError(f"stream must be one of {', '.join(map(repr, STREAMS))}, got {stream!r}")
+    text = str(_check_path(path)).rstrip("/")
     scheme, sep, rest = text.partition("://")
     if sep and "@" in rest.split("/", 1)[0]:
         rest = rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}/{stream}"
+    return Asset(f"{scheme}{sep}{rest}/{stream}")

@@ -286,6 +286,7 @@ def test_export_example_writes_every_stream_and_a_retry_does_not_export_a_finish
     import gzip
     import json
     import logging
+    from datetime import UTC, datetime
     from pathlib import Path
 
     import pendulum
@@ -312,11 +313,14 @@ def test_export_example_writes_every_stream_and_a_retry_does_not_export_a_finish
     folder = Path(AIRFLOW_HOME) / "helpcrunch-export"
     written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.jsonl.gz"))
     window = f"{dag_run.data_interval_start:%Y%m%dT%H%M%SZ}_{dag_run.data_interval_end:%Y%m%dT%H%M%SZ}"
-    assert written == [
-        f"chats/{window}.jsonl.gz",
-        f"customers/snapshot_{dag_run.data_interval_end:%Y%m%dT%H%M%SZ}.jsonl.gz",
-        f"messages/{window}.jsonl.gz",
-    ]
+    snapshots = [name for name in written if name.startswith("customers/")]
+    assert written == [f"chats/{window}.jsonl.gz", *snapshots, f"messages/{window}.jsonl.gz"]
+    # the day's run takes the customers snapshot, named after when it was read (try 2), not the window's end
+    (snapshot,) = snapshots
+    taken = pendulum.instance(
+        datetime.strptime(snapshot, "customers/snapshot_%Y%m%dT%H%M%SZ.jsonl.gz").replace(tzinfo=UTC)
+    )
+    assert dag_run.data_interval_end < taken <= pendulum.now("UTC")
     chats = [json.loads(line) for line in gzip.decompress((folder / written[0]).read_bytes()).splitlines()]
     assert {5200, 5201} <= {chat["id"] for chat in chats}
     searches = [r for r in standin.requests if r.path == "/v1/chats/search"]
@@ -330,11 +334,14 @@ def test_export_example_writes_every_stream_and_a_retry_does_not_export_a_finish
         "customers": "customers",
     }
     assert extras["chats"]["records"] == len(chats)
+    by_last_message = [r for r in standin.requests if r.path.startswith("/v1/chats?")]
     if _has_task_state_store():  # try 2 did not search the chats again: it only exported the customers
         assert "chats, messages done by an earlier try" in capsys.readouterr().out + caplog.text
-        assert len(searches) == 2  # try 1's: the window's chats, and those changed since
+        assert len(searches) == 1  # try 1's: the window's chats (one page)
+        assert len(by_last_message) == 2  # try 1's: the chats by last message, and the re-read of the front
     else:
-        assert len(searches) == 4
+        assert len(searches) == 2
+        assert len(by_last_message) == 4
 
 
 def _asset_events() -> list[tuple[str, dict]]:
@@ -358,3 +365,60 @@ def _register_datasets(dag) -> None:
             for outlet in task.outlets:
                 if not session.query(DatasetModel).filter_by(uri=outlet.uri).first():
                     session.add(DatasetModel(uri=outlet.uri))
+
+
+def test_on_s3_the_downstream_example_dag_is_queued_by_the_export(
+    airflow_db, s3_server, fast_connection, monkeypatch
+):
+    """With HELPCRUNCH_EXPORT_PATH=s3://aws_default@bucket/... (what the README recommends), the export's
+    asset events reach the consumer DAG of the example: it is queued."""
+    import json
+    import uuid
+
+    client, conn = s3_server
+    folder = f"e2e-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("HELPCRUNCH_EXPORT_PATH", f"s3://aws_default@exports/{folder}")
+    # the example's DAGs parsed afresh with that path (the module reads it when the file is parsed)
+    bag = load_dagbag(AIRFLOW_HOME / "dags" / "example_helpcrunch_export.py")
+    assert bag.import_errors == {}
+    producer, consumer = (
+        bag.get_dag("example_helpcrunch_export"),
+        bag.get_dag("example_helpcrunch_export_loaded"),
+    )
+    asset_uri = f"s3://exports/{folder}/chats"
+    assert producer.tasks[0].outlets[0].uri == asset_uri
+    # as a deployment has them: both DAGs parsed with that path by Airflow, the consumer unpaused
+    from tests.e2e.conftest import airflow_cli
+
+    airflow_cli("dags", "reserialize")
+    airflow_cli("dags", "unpause", consumer.dag_id)
+    try:
+        for task in producer.tasks:
+            task.retries = 0
+        dag_run, states = run(producer)
+        assert dag_run.state == "success", states
+        listed = client.list_objects_v2(Bucket="exports", Prefix=folder).get("Contents", [])
+        keys = [o["Key"] for o in listed]
+        assert any(key.startswith(f"{folder}/chats/") and key.endswith(".jsonl.gz") for key in keys), keys
+        assert _queued(consumer.dag_id) == [asset_uri]
+    finally:
+        airflow_cli("dags", "pause", consumer.dag_id)
+
+
+def _queued(dag_id: str) -> list[str]:
+    """The asset URIs for which ``dag_id`` is queued to run (dataset URIs on Airflow 2)."""
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        try:
+            from airflow.models.asset import AssetDagRunQueue as Queue
+            from airflow.models.asset import AssetModel as Model
+
+            rows = session.query(Model.uri).join(Queue, Queue.asset_id == Model.id)
+        except ImportError:
+            from airflow.models.dataset import DatasetDagRunQueue as Queue
+            from airflow.models.dataset import DatasetModel as Model
+
+            rows = session.query(Model.uri).join(Queue, Queue.dataset_id == Model.id)
+        return sorted(uri for (uri,) in rows.filter(Queue.target_dag_id == dag_id).all())

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -23,48 +19,6 @@ pytestmark = pytest.mark.integration
 
 START, END = 1_764_000_000, 1_764_086_400
 WINDOW = "20251124T160000Z_20251125T160000Z"
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    """A moto S3 server on a free loopback port, with a bucket, for the module (Airflow caches the
-    filesystem of a connection, so every test uses the same endpoint)."""
-    import boto3
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            assert time.monotonic() < deadline, "moto_server did not start"
-            time.sleep(0.1)
-    conn = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-    }
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket="exports")
-    yield client, conn
-    server.terminate()
-    server.wait(timeout=10)
 
 
 @pytest.fixture
@@ -104,11 +58,15 @@ def export(**kwargs):
 
 
 def test_an_export_lands_in_s3(s3, inbox):
-    result = export(streams=["chats", "messages", "customers"])
+    result = export(streams=["chats", "messages", "customers"], snapshot_max_delay=timedelta(days=36500))
+    taken = datetime.fromisoformat(result["streams"]["customers"]["taken_at"]).strftime("%Y%m%dT%H%M%SZ")
     assert keys(s3) == [
         f"helpcrunch/chats/{WINDOW}.jsonl.gz",
-        "helpcrunch/customers/snapshot_20251125T160000Z.jsonl.gz",
+        "helpcrunch/chats/_schema.v1.json",
+        "helpcrunch/customers/_schema.v1.json",
+        f"helpcrunch/customers/snapshot_{taken}.jsonl.gz",
         f"helpcrunch/messages/{WINDOW}.jsonl.gz",
+        "helpcrunch/messages/_schema.v1.json",
     ]
     body = s3.get_object(Bucket="exports", Key=f"helpcrunch/chats/{WINDOW}.jsonl.gz")["Body"].read()
     assert [json.loads(line)["id"] for line in gzip.decompress(body).splitlines()] == [1, 2, 3, 4, 5]

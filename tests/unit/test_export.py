@@ -10,7 +10,7 @@ import pytest
 from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
 from airflow_provider_helpcrunch.transfers.helpcrunch_to_object_storage import (
     HelpCrunchToObjectStorageOperator,
-    _asset_uri,
+    export_asset,
 )
 
 DAY_START = datetime(2026, 12, 1, tzinfo=UTC)
@@ -86,9 +86,48 @@ def test_an_asset_per_stream_without_the_connection_in_its_uri():
         "s3://bucket/helpcrunch/chats",
         "s3://bucket/helpcrunch/customers",
     ]
-    assert _asset_uri("file:///data/hc", "messages") == "file:///data/hc/messages"
+    assert export_asset("file:///data/hc", "messages").uri == "file:///data/hc/messages"
 
 
 def test_a_templated_path_declares_no_asset_of_its_own():
     op = HelpCrunchToObjectStorageOperator(task_id="export", path="{{ var.value.export_path }}")
     assert op.outlets == []
+
+
+class TestExportAsset:
+    @pytest.mark.parametrize(
+        ("path", "uri"),
+        [
+            ("s3://aws_default@my-bucket/helpcrunch", "s3://my-bucket/helpcrunch/chats"),
+            ("s3://my-bucket/helpcrunch/", "s3://my-bucket/helpcrunch/chats"),
+            ("gs://google_cloud_default@bucket/x", "gs://bucket/x/chats"),
+            ("file:///data/hc", "file:///data/hc/chats"),
+        ],
+    )
+    def test_the_uri_the_operator_emits_on(self, path, uri):
+        assert export_asset(path, "chats").uri == uri
+        op = HelpCrunchToObjectStorageOperator(task_id="export", path=path, streams=["chats"])
+        assert [outlet.uri for outlet in op.outlets] == [uri]
+
+    def test_an_unknown_stream_or_path_is_refused(self):
+        with pytest.raises(HelpCrunchConfigError, match="stream must be one of"):
+            export_asset("s3://b/x", "tickets")
+        with pytest.raises(HelpCrunchConfigError, match="path must be"):
+            export_asset("", "chats")
+
+
+class TestSnapshotRule:
+    def test_a_daily_run_takes_the_days_snapshot(self):
+        op = operator()
+        assert op._no_snapshot_because(DAY_START, DAY_END, now=DAY_END + timedelta(minutes=5)) == ""
+        assert op._no_snapshot_because(DAY_START, DAY_END, now=DAY_END + timedelta(hours=23)) == ""
+
+    def test_a_past_interval_does_not(self):
+        reason = operator()._no_snapshot_because(DAY_START, DAY_END, now=DAY_END + timedelta(days=2))
+        assert "more than 1 day, 0:00:00 ago (snapshot_max_delay)" in reason
+
+    def test_the_delay_is_the_users_to_choose(self):
+        op = operator(snapshot_max_delay=timedelta(hours=2))
+        assert op._no_snapshot_because(DAY_START, DAY_END, now=DAY_END + timedelta(hours=3)) != ""
+        with pytest.raises(HelpCrunchConfigError, match="snapshot_max_delay must be a positive timedelta"):
+            operator(snapshot_max_delay=timedelta(0))

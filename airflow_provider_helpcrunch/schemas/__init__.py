@@ -1,0 +1,1 @@
+"""JSON Schemas of the export streams' records, one file per stream and version."""
