@@ -14,7 +14,9 @@ stand-in saw: achieved rate as a fraction of the limit, 429s drawn, chats lost (
 7. requests that change nothing: the cleanup example in steady state with and without ``unread_by``, and a
    retry of a 2,000-chat run stopped at about chat 1,500, with and without ``resume`` (Airflow 3.3);
 8. every other chat write (status, assignee, department, snooze) at the real 120/min;
-9. the export to object storage: requests against the fewest a client needs, and peak memory at two sizes.
+9. the export to object storage: requests against the fewest a client needs, and peak memory at two sizes;
+10. the export under steady agent writes: chats and messages lost against what the stand-in held
+    (``benchmarks/export_under_writes.py``).
 
 Writes ``benchmarks/results/results.md``, ``results.json`` and ``throughput.png``; prints the tables.
 """
@@ -35,6 +37,7 @@ from pathlib import Path
 from airflow_provider_helpcrunch.rate_limit import rate_per_minute
 from airflow_provider_helpcrunch.testing import HelpCrunchStandIn
 from airflow_provider_helpcrunch.testing.airflow_home import load_dagbag, use_airflow_home
+from benchmarks import export_under_writes
 from scripts.output_capture import output_to
 
 REPO = Path(__file__).resolve().parent.parent
@@ -225,9 +228,11 @@ def run_export(chats: int, messages: int, limit: int) -> dict:
     shutil.rmtree(folder, ignore_errors=True)
     seen = standin.requests
     ok = [r.time for r in seen if r.status == 200]
-    # the fewest requests: the window's pages of chats (a full last page needs one more to see the end),
-    # one search for chats changed since, and a page of messages per chat
-    fewest = chats // 100 + 1 + 1 + chats * (messages // 100 + 1)
+    # the fewest requests of an export that loses nothing while agents work: the window's chats paged on
+    # their createdAt (each page from the last key read, so a page brings 99 new chats; a full last page
+    # needs one more to see the end), the chats by lastMessageAt down to the window's start (all of them
+    # here) and one re-read of that list's front, and a page of messages per chat
+    fewest = chats // 99 + 1 + chats // 100 + 1 + 1 + chats * (messages // 100 + 1)
     return {
         "chats": chats,
         "messages": chats * messages,
@@ -659,8 +664,8 @@ def main() -> int:
     parser.add_argument("--export-limit", type=int, default=6_000, help="the scaled limit of case 9")
     parser.add_argument(
         "--only",
-        choices=["waste", "shared", "writes", "export"],
-        help="run only case 7, case 4, case 8 or case 9",
+        choices=["waste", "shared", "writes", "export", "under-writes"],
+        help="run only case 7, case 4, case 8, case 9 or case 10",
     )
     args = parser.parse_args()
     LOG.write_text("")
@@ -675,6 +680,7 @@ def main() -> int:
             "waste": lambda: waste_table(wasted_requests(args.per_day, args.retry_chats, args.waste_limit)),
             "writes": lambda: markdown(every_write(args.write_chats), None, []),
             "export": lambda: export_table(exports(export_sizes, args.export_messages, args.export_limit)),
+            "under-writes": lambda: export_under_writes.table(export_under_writes.rows()),
         }
         table = parts[args.only]()
         (RESULTS / f"{args.only}.md").write_text(table)
@@ -705,9 +711,19 @@ def main() -> int:
     sizes = scale()
     waste = wasted_requests(args.per_day, args.retry_chats, args.waste_limit)
     exported = exports(export_sizes, args.export_messages, args.export_limit)
+    step("10. a 600-chat export while agents close a chat and write a message every 25 requests")
+    under_writes = export_under_writes.rows()
     step("report and chart")
 
-    table = markdown(rows, cost, sizes) + "\n" + waste_table(waste) + "\n" + export_table(exported)
+    table = (
+        markdown(rows, cost, sizes)
+        + "\n"
+        + waste_table(waste)
+        + "\n"
+        + export_table(exported)
+        + "\n"
+        + export_under_writes.table(under_writes)
+    )
     (RESULTS / "results.md").write_text(table)
     (RESULTS / "results.json").write_text(
         json.dumps(
@@ -717,6 +733,7 @@ def main() -> int:
                 "scale": sizes,
                 "waste": waste,
                 "export": exported,
+                "export_under_writes": under_writes,
             },
             indent=1,
         )
