@@ -41,6 +41,8 @@ def test_wheel_ships_types_license_and_the_testing_package(dist):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "airflow_provider_helpcrunch/py.typed" in names
     assert "airflow_provider_helpcrunch/testing/server.py" in names
+    for stream in ("chats", "messages", "customers"):  # the export's schemas, read at run time
+        assert f"airflow_provider_helpcrunch/schemas/{stream}.v1.json" in names
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
     assert not any(name.startswith(("tests/", "example_dags/")) for name in names)
 
