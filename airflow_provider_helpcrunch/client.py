@@ -260,7 +260,7 @@ class HelpCrunchClient:
 
         :param fetch: sends one page request: the key filters to add to the search's own, offset, limit.
         :param key_field: the field to filter on, e.g. ``"chats.createdAt"``.
-        :param key: an item's key, as the filter compares it (whole seconds).
+        :param key: an item's key, as the filter compares it (whole seconds); ``ValueError`` when it has none.
         :param descending: the sort order the search asks for.
         """
         out = _Yield(max_items, keep)
@@ -268,7 +268,12 @@ class HelpCrunchClient:
         while not out.full:
             given = [] if bound is None else [_key_filter(key_field, "<=" if descending else ">=", bound)]
             data = self.page_items(fetch(given, 0, PAGE_SIZE), action, 0, kind)
-            keys = [key(item) for item in data]
+            try:
+                keys = [key(item) for item in data]
+            except ValueError as err:
+                raise HelpCrunchAPIError(
+                    f"HelpCrunch answered {action} with {self._scrub(str(err))}"
+                ) from None
             self._check_order(keys, bound, descending, action)
             yield from out.take(data)
             if len(data) < PAGE_SIZE:

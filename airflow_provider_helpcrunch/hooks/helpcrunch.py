@@ -669,15 +669,19 @@ CREATED_AT = "chats.createdAt"
 
 
 def created_key(chat: dict[str, Any]) -> int:
-    """A chat's ``createdAt`` in whole seconds: the key searches page on (it never changes)."""
+    """
+    A chat's ``createdAt`` in whole seconds: the key searches page on (it never changes).
+
+    :raises ValueError: a chat without a readable one (the client makes it HelpCrunch's error).
+    """
     try:
         seconds = timestamp_seconds(chat.get("createdAt"))
     except ValueError:
         seconds = None
     if seconds is None:
-        raise HelpCrunchAPIError(
-            f"HelpCrunch returned chat {chat.get('id')} without a readable createdAt "
-            f"({short_repr(chat.get('createdAt'))}): a search cannot page past it"
+        raise ValueError(
+            f"chat {chat.get('id')} without a readable createdAt ({short_repr(chat.get('createdAt'))}): "
+            "a search cannot page past it"
         )
     return math.floor(seconds)
 

@@ -304,7 +304,7 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
             raise err.restated(
                 f"The export of {' and '.join(files)} from {start.isoformat()} to {end.isoformat()} stopped "
                 f"after {written} had been read; none of it is at the final paths (a retry exports them "
-                f"again). Cause: {err}"
+                f"again). Cause: {self.hook._scrub(str(err))}"
             ) from err
         for file in files.values():
             self._clean_partials(file)
@@ -407,9 +407,16 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
         """A snapshot of every customer, named after the moment its read started."""
         taken = datetime.now(UTC)
         final = folder / f"snapshot_{_stamp(taken)}{self._suffix}"
-        with StreamFile("customers", final, self.compression) as out:
-            for customer in self.hook.list_customers(sort="customers.firstSeen", order="asc"):
-                out.write(customer)
+        out = StreamFile("customers", final, self.compression)
+        try:
+            with out:
+                for customer in self.hook.list_customers(sort="customers.firstSeen", order="asc"):
+                    out.write(customer)
+        except HelpCrunchError as err:
+            raise err.restated(
+                f"The customers snapshot stopped after {out.records:,} customers had been read; none of it "
+                f"is at the final path (a retry takes it again). Cause: {self.hook._scrub(str(err))}"
+            ) from err
         self._clean_partials(out)
         return {"customers": {**self._written(out), "taken_at": taken.replace(microsecond=0).isoformat()}}
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from airflow_provider_helpcrunch.exceptions import HelpCrunchAuthError
+from airflow_provider_helpcrunch.exceptions import HelpCrunchAPIError, HelpCrunchAuthError
 from airflow_provider_helpcrunch.testing import Fault
 from airflow_provider_helpcrunch.transfers.helpcrunch_to_object_storage import (
     HelpCrunchToObjectStorageOperator,
@@ -325,3 +325,22 @@ def test_without_the_openlineage_provider_lineage_is_none_and_nothing_breaks(tmp
     )
     op.execute({})
     assert op.get_openlineage_facets_on_complete(None) is None
+
+
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [("chat", "closedAt"), ("chat", "snoozedUntil"), ("message", "createdAt"), ("message", "updatedAt")],
+)
+def test_a_record_echoing_the_api_key_fails_without_the_key(tmp_path, make_helpcrunch_standin, where, field):
+    standin = make_helpcrunch_standin(chats=0, api_key=API_KEY, requests_per_minute=None)
+    standin.add_chat(id=1, createdAt=START - 86400)
+    message = standin.add_message(1, createdAt=START + 1)
+    if where == "chat":
+        standin.update_chat(1, **{field: f"token {API_KEY}"}, updatedAt=START + 1)
+    else:
+        standin._messages[1][0][field] = f"token {API_KEY}"
+    with pytest.raises(HelpCrunchAPIError) as caught:
+        export(tmp_path)
+    assert API_KEY not in str(caught.value)
+    assert "***" in str(caught.value)
+    assert message["id"]  # the export did reach the record

@@ -946,6 +946,11 @@ class TestSearchByKey:
         with pytest.raises(HelpCrunchAPIError, match="chat 5 without a readable createdAt"):
             list(hook.search_chats([]))
 
+    def test_a_created_at_echoing_the_key_is_an_error_without_the_key(self, hook, requests_mock):
+        requests_mock.post(SEARCH_URL, json={"data": [chat(5, createdAt=f"k {API_KEY}")]})
+        with pytest.raises(HelpCrunchAPIError, match=r"chat 5 without a readable createdAt \('k \*\*\*'\)"):
+            list(hook.search_chats([]))
+
     def test_nothing_is_sent_until_the_first_chat_is_asked_for(self, hook, requests_mock):
         requests_mock.post(SEARCH_URL, json={"data": []})
         found = hook.search_chats([], sort="closedAt")
