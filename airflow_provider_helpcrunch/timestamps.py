@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 
 def parse_timestamp(value: int | float | str | None) -> datetime | None:
@@ -39,3 +40,12 @@ def timestamp_seconds(value: int | float | str | None) -> float | None:
     if seconds is None or not math.isfinite(seconds):
         raise ValueError(f"not a HelpCrunch timestamp: {value!r}")
     return seconds
+
+
+def readable_seconds(value: Any) -> float | None:
+    """Like :func:`timestamp_seconds`, with ``None`` for a value that is no timestamp (for callers that decide
+    what a missing or unreadable one means)."""
+    try:
+        return timestamp_seconds(value)
+    except ValueError:
+        return None

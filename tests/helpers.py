@@ -106,3 +106,16 @@ class FakeStore:
         json.dumps(value)  # JSON only, as Airflow requires
         self.values[key] = value
         self.writes += 1
+
+
+def export_operator(folder: Path, start: int, end: int, **kwargs: Any) -> Any:
+    """The export to ``file://folder`` of a window, paced fast for the stand-in, retries quick."""
+    from airflow_provider_helpcrunch.transfers.helpcrunch_to_object_storage import (
+        HelpCrunchToObjectStorageOperator,
+    )
+
+    kwargs.setdefault("requests_per_minute", 6000)
+    kwargs.setdefault("hook_params", {"retry_backoff": 0.05})
+    return HelpCrunchToObjectStorageOperator(
+        task_id="export", path=f"file://{folder}", window_start=start, window_end=end, **kwargs
+    )

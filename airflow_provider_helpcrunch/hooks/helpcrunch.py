@@ -41,7 +41,7 @@ from airflow_provider_helpcrunch.outside_text import Scrubber, short_repr
 from airflow_provider_helpcrunch.rate_limit import SlidingWindowRateLimiter
 from airflow_provider_helpcrunch.search_fields import COMPARISONS
 from airflow_provider_helpcrunch.shared_window import SharedWindow, account_key, redis_client
-from airflow_provider_helpcrunch.timestamps import timestamp_seconds
+from airflow_provider_helpcrunch.timestamps import readable_seconds
 from airflow_provider_helpcrunch.validation import (
     READ_FIELDS,
     ReadBy,
@@ -674,10 +674,7 @@ def created_key(chat: dict[str, Any]) -> int:
 
     :raises ValueError: a chat without a readable one (the client makes it HelpCrunch's error).
     """
-    try:
-        seconds = timestamp_seconds(chat.get("createdAt"))
-    except ValueError:
-        seconds = None
+    seconds = readable_seconds(chat.get("createdAt"))
     if seconds is None:
         raise ValueError(
             f"chat {chat.get('id')} without a readable createdAt ({short_repr(chat.get('createdAt'))}): "
@@ -691,10 +688,7 @@ def _sort_key(sort: str) -> Callable[[dict[str, Any]], tuple[bool, float]]:
     name = sort.removeprefix("chats.")
 
     def key(chat: dict[str, Any]) -> tuple[bool, float]:
-        try:
-            seconds = timestamp_seconds(chat.get(name))
-        except ValueError:
-            seconds = None
+        seconds = readable_seconds(chat.get(name))
         return (seconds is None, seconds or 0.0)
 
     return key

@@ -31,7 +31,7 @@ from airflow_provider_helpcrunch.exceptions import (
 from airflow_provider_helpcrunch.filters import to_timestamp
 from airflow_provider_helpcrunch.operators.helpcrunch import MAX_IN_FLIGHT, BaseHelpCrunchOperator
 from airflow_provider_helpcrunch.outside_text import short_repr
-from airflow_provider_helpcrunch.timestamps import timestamp_seconds
+from airflow_provider_helpcrunch.timestamps import readable_seconds
 from airflow_provider_helpcrunch.transfers.export_files import AllOf, StreamFile, stale_partials
 from airflow_provider_helpcrunch.transfers.export_records import SCHEMA_VERSION, schema_bytes
 from airflow_provider_helpcrunch.validation import check_bool, check_int, check_unless_template
@@ -323,7 +323,7 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
             started = time.time()
             new = 0
             for chat in self.hook.list_chats(sort="lastMessageAt", order="desc"):
-                last = _last_message_at(chat)
+                last = readable_seconds(chat.get("lastMessageAt"))
                 if last is None:
                     continue  # no message at all: wherever HelpCrunch sorts it, it has none in the window
                 if last < back_to:
@@ -560,10 +560,7 @@ def _is_entry(base: ObjectStoragePath, finals: dict[str, ObjectStoragePath], str
 
 def _created(message: dict[str, Any], chat_id: int) -> float:
     """When a message was created; a message that does not say is HelpCrunch's error, not a guess."""
-    try:
-        created = timestamp_seconds(message.get("createdAt"))
-    except ValueError:
-        created = None
+    created = readable_seconds(message.get("createdAt"))
     if created is None:
         raise HelpCrunchAPIError(
             f"HelpCrunch returned a message of chat {chat_id} without a readable createdAt: "
@@ -573,16 +570,9 @@ def _created(message: dict[str, Any], chat_id: int) -> float:
     return created
 
 
-def _last_message_at(chat: dict[str, Any]) -> float | None:
-    try:
-        return timestamp_seconds(chat.get("lastMessageAt"))
-    except ValueError:
-        return None
-
-
 def _quiet_since(chat: dict[str, Any], since: int) -> bool:
     """Whether a chat's last message is older than ``since`` (then it has none in the window)."""
-    last = _last_message_at(chat)
+    last = readable_seconds(chat.get("lastMessageAt"))
     return last is not None and last < since
 
 

@@ -16,7 +16,7 @@ from airflow_provider_helpcrunch.testing import Fault
 from airflow_provider_helpcrunch.transfers.helpcrunch_to_object_storage import (
     HelpCrunchToObjectStorageOperator,
 )
-from tests.helpers import API_KEY
+from tests.helpers import API_KEY, export_operator
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,17 +41,7 @@ def lines(path: Path) -> list[dict]:
 
 
 def export(tmp_path, **kwargs) -> dict:
-    kwargs.setdefault("streams", ["chats", "messages"])
-    op = HelpCrunchToObjectStorageOperator(
-        task_id="export",
-        path=f"file://{tmp_path}",
-        window_start=START,
-        window_end=END,
-        requests_per_minute=6000,
-        hook_params={"retry_backoff": 0.05},
-        **kwargs,
-    )
-    return op.execute({})
+    return export_operator(tmp_path, START, END, **kwargs).execute({})
 
 
 @pytest.fixture
@@ -296,13 +286,7 @@ def test_the_summary_and_output_say_how_many_429s_were_met(tmp_path, make_helpcr
 
 
 def test_lineage_for_openlineage_names_helpcrunch_in_and_each_streams_folder_out(tmp_path, inbox):
-    op = HelpCrunchToObjectStorageOperator(
-        task_id="export",
-        path=f"file://{tmp_path}",
-        window_start=START,
-        window_end=END,
-        requests_per_minute=6000,
-    )
+    op = export_operator(tmp_path, START, END)
     assert op.get_openlineage_facets_on_complete(None) is None  # nothing exported yet
     op.execute({})
     lineage = op.get_openlineage_facets_on_complete(None)
@@ -321,9 +305,7 @@ def test_without_the_openlineage_provider_lineage_is_none_and_nothing_breaks(tmp
     import sys
 
     monkeypatch.setitem(sys.modules, "airflow.providers.openlineage.extractors", None)  # not installed
-    op = HelpCrunchToObjectStorageOperator(
-        task_id="export", path=f"file://{tmp_path}", window_start=START, window_end=END
-    )
+    op = export_operator(tmp_path, START, END)
     op.execute({})
     assert op.get_openlineage_facets_on_complete(None) is None
 

@@ -17,10 +17,7 @@ import pytest
 
 from airflow_provider_helpcrunch.testing.chats import make_message
 from airflow_provider_helpcrunch.timestamps import timestamp_seconds
-from airflow_provider_helpcrunch.transfers.helpcrunch_to_object_storage import (
-    HelpCrunchToObjectStorageOperator,
-)
-from tests.helpers import API_KEY
+from tests.helpers import API_KEY, export_operator
 
 pytestmark = pytest.mark.integration
 
@@ -97,16 +94,7 @@ def window_messages(standin, start, end) -> set[int]:
 
 
 def export(tmp_path, start, end, **kwargs) -> dict:
-    op = HelpCrunchToObjectStorageOperator(
-        task_id="export",
-        path=f"file://{tmp_path}",
-        window_start=start,
-        window_end=end,
-        requests_per_minute=6000,
-        hook_params={"retry_backoff": 0.05},
-        **kwargs,
-    )
-    return op.execute({})
+    return export_operator(tmp_path, start, end, **kwargs).execute({})
 
 
 def ids_in(result, stream) -> list[int]:

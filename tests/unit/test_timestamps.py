@@ -24,3 +24,12 @@ def test_never_set(value):
 def test_anything_else_names_the_value(value):
     with pytest.raises(ValueError, match="not a HelpCrunch timestamp"):
         parse_timestamp(value)
+
+
+def test_readable_seconds_is_none_for_what_is_no_timestamp():
+    from airflow_provider_helpcrunch.timestamps import readable_seconds
+
+    assert readable_seconds("1603864800.000") == 1603864800.0
+    assert readable_seconds("soon") is None
+    assert readable_seconds(True) is None
+    assert readable_seconds(None) is None
