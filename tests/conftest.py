@@ -14,6 +14,9 @@ import pytest
 from airflow_provider_helpcrunch.testing.airflow_home import use_airflow_home
 from tests.helpers import AIRFLOW_HOME
 
+# the stand-in's fixtures, as a user's conftest.py takes them (the package does not load them by itself)
+pytest_plugins = ["airflow_provider_helpcrunch.testing.pytest_plugin"]
+
 use_airflow_home(
     AIRFLOW_HOME,
     AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP="airflow.* airflow_provider_helpcrunch.*",

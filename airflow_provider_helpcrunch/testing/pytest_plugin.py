@@ -1,5 +1,7 @@
 """
-Pytest fixtures for testing DAGs that use HelpCrunch, registered through the ``pytest11`` entry point.
+Pytest fixtures for testing DAGs that use HelpCrunch. Opt in from a ``conftest.py``::
+
+    pytest_plugins = ["airflow_provider_helpcrunch.testing.pytest_plugin"]
 
 ``helpcrunch_standin`` starts a :class:`~airflow_provider_helpcrunch.testing.HelpCrunchStandIn` on
 loopback and points the ``helpcrunch_default`` connection at it for the duration of the test::

@@ -45,6 +45,13 @@ def test_wheel_ships_types_license_and_the_testing_package(dist):
         assert f"airflow_provider_helpcrunch/schemas/{stream}.v1.json" in names
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
     assert not any(name.startswith(("tests/", "example_dags/")) for name in names)
+    assert "airflow_provider_helpcrunch/hooks/__init__.py" in names
+    assert "airflow_provider_helpcrunch/operators/__init__.py" in names
+    # the pytest fixtures are opt-in: no pytest11 entry point loads them wherever the provider is installed
+    (entry_points,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
+    registered = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "[apache_airflow_provider]" in registered
+    assert "pytest11" not in registered
 
 
 def test_airflow_registers_the_provider_from_the_installed_wheel(dist, tmp_path):

@@ -336,8 +336,9 @@ def test_command_line_prints_a_line_per_request_and_the_summary_on_request_and_a
     assert "requests       3 (0 answered 429, 1 other errors)" in out  # the summary again, at exit
 
 
-def test_fixture_works_from_a_users_own_test_file(tmp_path):
-    """What a user of the package writes in their own repository: the fixture comes with the install."""
+def test_fixture_works_from_a_users_own_test_file_once_opted_in(tmp_path):
+    """What a user of the package writes in their own repository: one line in conftest.py takes the fixtures;
+    without it, installing the provider loads nothing into pytest."""
     (tmp_path / "test_users_dag.py").write_text(
         textwrap.dedent(
             """
@@ -352,14 +353,24 @@ def test_fixture_works_from_a_users_own_test_file(tmp_path):
             """
         )
     )
-    completed = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+
+    def pytest_run() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    without = pytest_run()
+    assert without.returncode != 0
+    assert "fixture 'helpcrunch_standin' not found" in without.stdout
+    (tmp_path / "conftest.py").write_text(
+        'pytest_plugins = ["airflow_provider_helpcrunch.testing.pytest_plugin"]\n'
     )
+    completed = pytest_run()
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "1 passed" in completed.stdout
     assert str(REPO) not in completed.stdout.split("rootdir:")[-1].split("\n")[0]
