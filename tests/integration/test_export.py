@@ -6,7 +6,7 @@ import gzip
 import json
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,9 +17,6 @@ from airflow_provider_helpcrunch.transfers.helpcrunch_to_object_storage import (
     HelpCrunchToObjectStorageOperator,
 )
 from tests.helpers import API_KEY, export_operator
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 
@@ -327,3 +324,31 @@ def test_a_record_echoing_the_api_key_fails_without_the_key(tmp_path, make_helpc
     assert API_KEY not in str(caught.value)
     assert "***" in str(caught.value)
     assert message["id"]  # the export did reach the record
+
+
+def test_every_timestamp_in_the_files_has_one_type_and_form(tmp_path, make_helpcrunch_standin):
+    import jsonschema
+
+    from airflow_provider_helpcrunch.transfers.export_records import schema, timestamp_fields
+
+    # seeded chats write their timestamps in all three of HelpCrunch's forms (int, "int", "int.000")
+    standin = make_helpcrunch_standin(chats=120, now=END, api_key=API_KEY, requests_per_minute=None)
+    for chat_id in standin.chats:
+        standin.update_chat(chat_id, updatedAt=START + chat_id % 80_000)
+    result = export(
+        tmp_path, streams=["chats", "messages", "customers"], snapshot_max_delay=timedelta(days=36500)
+    )
+    for stream, written in result["streams"].items():
+        records = lines(Path(written["path"].removeprefix("file://")))
+        assert records, stream
+        for record in records:
+            jsonschema.validate(record, schema(stream))
+            for name in timestamp_fields(stream):
+                value = record.get(name)
+                assert value is None or (isinstance(value, str) and value.endswith("Z")), (
+                    stream,
+                    name,
+                    value,
+                )
+                if value is not None:
+                    assert datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")  # one form
