@@ -562,27 +562,25 @@ class HelpCrunchHook(BaseHook):
         check_max_chats(max_chats)
         keep = unread_filter(check_unread_by(unread_by))
         descending = order == "desc"
-        if comparison == "OR" and len(checked) > 1:
+        if comparison == "OR" and checked:
             # one comparison per search: an added key filter would be OR-ed too, so each filter is paged apart
-            parts = [self._search_by_key([entry], "AND", descending) for entry in checked]
+            parts = [self._search_by_key([entry], descending) for entry in checked]
             found = _once(heapq.merge(*parts, key=created_key, reverse=descending))
         else:
-            found = self._search_by_key(checked, comparison, descending)
+            found = self._search_by_key(checked, descending)
         if keep is not None:
             found = filter(keep, found)
         if sort not in (None, CREATED_AT):
             found = _sorted_lazily(found, _sort_key(sort), descending)
         return itertools.islice(found, max_chats)
 
-    def _search_by_key(
-        self, checked: list[dict[str, Any]], comparison: str, descending: bool
-    ) -> Iterator[dict[str, Any]]:
-        """One search, paged on ``createdAt`` in the given order."""
+    def _search_by_key(self, checked: list[dict[str, Any]], descending: bool) -> Iterator[dict[str, Any]]:
+        """One search of every filter (``AND``, the key's included), paged on ``createdAt`` in that order."""
 
         def fetch(key_filters: list[dict[str, Any]], offset: int, limit: int) -> Any:
             body: dict[str, Any] = {
                 "filter": [*checked, *key_filters],
-                "comparison": comparison,
+                "comparison": "AND",
                 "sort": CREATED_AT,
                 "order": "desc" if descending else "asc",
                 "offset": offset,

@@ -922,6 +922,14 @@ class TestSearchByKey:
         found = hook.search_chats([("status", "=", "closed"), ("status", "=", "opened")], comparison="OR")
         assert [c["id"] for c in found] == list(range(1, 21))
 
+    def test_or_over_one_filter_still_ands_the_key(self, hook, requests_mock):
+        requests_mock.post(SEARCH_URL, json=pages_of(list(range(1, 151))))
+        found = hook.search_chats([("status", "=", "closed")], comparison="OR")
+        assert [c["id"] for c in found] == list(range(1, 151))
+        bodies = [r.json() for r in requests_mock.request_history]
+        assert {b["comparison"] for b in bodies} == {"AND"}
+        assert [len(b["filter"]) for b in bodies] == [1, 2]
+
     def test_another_sort_is_applied_to_every_match(self, hook, requests_mock):
         closed = {1: 30, 2: 10, 3: None, 4: 20}
 
