@@ -61,3 +61,14 @@ def test_get_chat(big):
     assert hook().get_chat(chat_id) == big.chat(chat_id)
     with pytest.raises(HelpCrunchNotFoundError):
         hook().get_chat(1)
+
+
+def test_or_of_two_filters_over_pages_finds_the_union_once_each(big):
+    chats = big.chats.values()
+    expected = {c["id"] for c in chats if c["status"] in ("closed", "opened")}
+    found = list(hook().search_chats([("status", "=", "closed"), ("status", "=", "opened")], comparison="OR"))
+    assert {c["id"] for c in found} == expected
+    assert len(found) == len(expected) > 100  # each once
+    created = [timestamp_seconds(c["createdAt"]) for c in found]
+    assert created == sorted(created)  # merged in createdAt order
+    assert {r.body["comparison"] for r in big.requests} == {"AND"}
