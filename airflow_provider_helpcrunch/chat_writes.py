@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_helpcrunch.chat_ids import normalize_chat_ids
+from airflow_provider_helpcrunch.client import RATE_LIMITED_ADVICE
 from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchCancelledError,
     HelpCrunchError,
@@ -31,12 +32,7 @@ if TYPE_CHECKING:
     from airflow_provider_helpcrunch.progress import StateStore
 
 ON_MISSING_CHOICES = ("fail", "skip")
-#: what a summary adds when HelpCrunch answered 429: the pace said is not what was had.
-RATE_LIMITED_ADVICE = (
-    "HelpCrunch answered 429 (over the account's limit): something else used the same API key meanwhile "
-    "(another task, a backfill's parallel runs, another tool). Set redis_conn_id on the connection so that "
-    "every task of the account shares one request budget."
-)
+
 #: seconds between two writes of the progress record (never one per request).
 PROGRESS_SAVE_INTERVAL = 5.0
 _MAX_IDS_IN_MESSAGE = 50

@@ -89,6 +89,14 @@ class _Attempts:
     throttled_since: float | None = None  # clock time of the first 429
 
 
+#: what a summary adds after a 429: the pace the task claims is not the pace it had.
+RATE_LIMITED_ADVICE = (
+    "HelpCrunch answered 429 (over the account's limit): something else used the same API key meanwhile "
+    "(another task, a backfill's parallel runs, another tool). Set redis_conn_id on the connection so that "
+    "every task of the account shares one request budget."
+)
+
+
 @dataclass
 class RequestStats:
     """
@@ -230,7 +238,7 @@ class HelpCrunchClient:
         offset = 0
         while not out.full:
             limit = PAGE_SIZE if keep is not None else min(PAGE_SIZE, out.wanted)
-            data = self.page_items(fetch(offset, limit), action, offset, kind, list_keys)
+            data = self._page_items(fetch(offset, limit), action, offset, kind, list_keys)
             yield from out.take(data)
             if len(data) < limit:
                 return
@@ -267,7 +275,7 @@ class HelpCrunchClient:
         bound: int | None = None
         while not out.full:
             given = [] if bound is None else [_key_filter(key_field, "<=" if descending else ">=", bound)]
-            data = self.page_items(fetch(given, 0, PAGE_SIZE), action, 0, kind)
+            data = self._page_items(fetch(given, 0, PAGE_SIZE), action, 0, kind)
             try:
                 keys = [key(item) for item in data]
             except ValueError as err:
@@ -298,7 +306,7 @@ class HelpCrunchClient:
             before = out.found
             offset = 0
             while not out.full:
-                data = self.page_items(
+                data = self._page_items(
                     fetch([_key_filter(key_field, "=", value)], offset, PAGE_SIZE), action, offset, kind
                 )
                 yield from out.take(data)
@@ -324,7 +332,7 @@ class HelpCrunchClient:
                 f"(keys {short_repr(keys)} after {bound}): it cannot be paged safely"
             )
 
-    def page_items(
+    def _page_items(
         self,
         body: Any,
         action: str,

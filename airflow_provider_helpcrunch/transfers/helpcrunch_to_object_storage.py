@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.assets import Asset
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-from airflow_provider_helpcrunch.chat_writes import RATE_LIMITED_ADVICE
+from airflow_provider_helpcrunch.client import RATE_LIMITED_ADVICE
 from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchAPIError,
     HelpCrunchCancelledError,
@@ -165,7 +165,7 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
         check_int(max_in_flight, "max_in_flight", maximum=MAX_IN_FLIGHT)
         check_bool(resume, "resume")
         if not hasattr(path, "resolve"):  # an XComArg is checked once resolved
-            check_unless_template(path, _check_path)
+            check_unless_template(path, _path_text)
         if window_start not in (None, ""):
             check_unless_template(window_start, _check_start)
         if window_end not in (None, ""):
@@ -188,7 +188,11 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         start, end = self._window(context)
-        base = _check_path(self.path)
+        base = (
+            self.path
+            if isinstance(self.path, ObjectStoragePath)
+            else ObjectStoragePath(_path_text(self.path))
+        )
         window = f"{_stamp(start)}_{_stamp(end)}"
         finals = {stream: base / stream / (window + self._suffix) for stream in self.streams}
         progress = _ExportProgress(
@@ -227,8 +231,8 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
         self.log.info("HelpCrunch was sent %s, paced %s", stats.describe(), self.hook.pace)
         if stats.rate_limited:
             self.log.warning(RATE_LIMITED_ADVICE)
-        self._tell_assets(context, base, done, start, end)
-        self._lineage = {"base": base, "streams": sorted(done), "api": self.hook.settings.base_url}
+        self._tell_assets(context, done, start, end)
+        self._lineage = {"streams": sorted(done), "api": self.hook.settings.base_url}
         return {
             "window": {"start": start.isoformat(), "end": end.isoformat()},
             "streams": done,
@@ -455,16 +459,14 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
                 ", ".join(path.name for path in stale),
             )
 
-    def _tell_assets(
-        self, context: Context, base: ObjectStoragePath, done: dict[str, Any], start: datetime, end: datetime
-    ) -> None:
+    def _tell_assets(self, context: Context, done: dict[str, Any], start: datetime, end: datetime) -> None:
         """Say, on each stream's asset event, which file it wrote (downstream DAGs read it there)."""
         events = context.get("outlet_events")
         declared = {getattr(outlet, "uri", None) for outlet in self.outlets}
         if events is None:
             return
         for stream, written in done.items():
-            asset = export_asset(base, stream)
+            asset = export_asset(self.path, stream)  # named as the declared outlets are
             if asset.uri in declared:
                 events[asset].extra = {
                     **written,
@@ -493,7 +495,7 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
         ]
         outputs = []
         for stream in streams:
-            where = urlsplit(export_asset(self._lineage["base"], stream).uri)
+            where = urlsplit(export_asset(self.path, stream).uri)
             if where.scheme == "file":
                 outputs.append(Dataset(namespace="file", name=where.path))
             else:
@@ -576,16 +578,20 @@ def _quiet_since(chat: dict[str, Any], since: int) -> bool:
     return last is not None and last < since
 
 
-def _check_path(value: Any) -> ObjectStoragePath:
-    """The export's folder: an ``ObjectStoragePath`` or its URL; empty, blank or missing is refused."""
+def _path_text(value: Any) -> str:
+    """
+    The export's folder as text: an ``ObjectStoragePath`` or its URL; empty, blank or missing is refused.
+    No ``ObjectStoragePath`` is made here: that imports the storage's filesystem (s3fs...), which a DAG's
+    parse need not pay.
+    """
     if isinstance(value, ObjectStoragePath):
-        return value
+        return str(value)
     if not isinstance(value, str) or not value.strip():
         raise HelpCrunchConfigError(
             "path must be the folder to export to (e.g. 's3://aws_default@my-bucket/helpcrunch' or "
             f"'file:///data/helpcrunch'), got {short_repr(value)}"
         )
-    return ObjectStoragePath(value.strip())
+    return value.strip()
 
 
 def export_asset(path: str | ObjectStoragePath, stream: str) -> Asset:
@@ -600,7 +606,7 @@ def export_asset(path: str | ObjectStoragePath, stream: str) -> Asset:
     """
     if stream not in STREAMS:
         raise HelpCrunchConfigError(f"stream must be one of {', '.join(map(repr, STREAMS))}, got {stream!r}")
-    text = str(_check_path(path)).rstrip("/")
+    text = _path_text(path).rstrip("/")
     scheme, sep, rest = text.partition("://")
     if sep and "@" in rest.split("/", 1)[0]:
         rest = rest.split("@", 1)[1]

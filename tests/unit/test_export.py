@@ -131,3 +131,22 @@ class TestSnapshotRule:
         assert op._no_snapshot_because(DAY_START, DAY_END, now=DAY_END + timedelta(hours=3)) != ""
         with pytest.raises(HelpCrunchConfigError, match="snapshot_max_delay must be a positive timedelta"):
             operator(snapshot_max_delay=timedelta(0))
+
+
+def test_parsing_the_dag_makes_no_object_storage_path(monkeypatch):
+    """Making one imports the storage's filesystem (s3fs: over a second on Airflow 3.3): not at parse time."""
+    import airflow_provider_helpcrunch.transfers.helpcrunch_to_object_storage as module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an ObjectStoragePath was made while the DAG was parsed")
+
+    monkeypatch.setattr(module, "ObjectStoragePath", type("Refused", (), {"__new__": refuse}))
+    op = HelpCrunchToObjectStorageOperator(
+        task_id="export", path="s3://aws_default@bucket/helpcrunch/", streams=["chats", "customers"]
+    )
+    assert [outlet.uri for outlet in op.outlets] == [
+        "s3://bucket/helpcrunch/chats",
+        "s3://bucket/helpcrunch/customers",
+    ]
+    with pytest.raises(HelpCrunchConfigError, match="path must be"):
+        HelpCrunchToObjectStorageOperator(task_id="export", path=" ")
