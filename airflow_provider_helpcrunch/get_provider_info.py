@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_helpcrunch import __version__
-from airflow_provider_helpcrunch.connection import CONN_TYPE, provider_info_form
+from airflow_provider_helpcrunch.hooks.connection import CONN_TYPE, provider_info_form
 
 PACKAGE_NAME = "airflow-provider-helpcrunch"
 HOOK_CLASS = "airflow_provider_helpcrunch.hooks.helpcrunch.HelpCrunchHook"

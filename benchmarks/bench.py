@@ -34,7 +34,7 @@ import tracemalloc
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from airflow_provider_helpcrunch.rate_limit import rate_per_minute
+from airflow_provider_helpcrunch.client.rate_limit import rate_per_minute
 from airflow_provider_helpcrunch.testing import HelpCrunchStandIn
 from airflow_provider_helpcrunch.testing.airflow_home import load_dagbag, use_airflow_home
 from benchmarks import export_under_writes
@@ -439,7 +439,7 @@ def client_cost(requests_count: int = 2000) -> dict[str, float]:
 
 
 def scale() -> list[dict]:
-    from airflow_provider_helpcrunch.chat_ids import normalize_chat_ids
+    from airflow_provider_helpcrunch.operators.chat_ids import normalize_chat_ids
 
     rows = []
     for count in (100_000, 1_000_000):

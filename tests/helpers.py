@@ -60,6 +60,15 @@ class FakeClock:
         self.now += seconds
 
 
+def hook_class(**timing: Any) -> Any:
+    """``HelpCrunchHook`` on other timing (``Timing``'s fields): a virtual clock, or a window scaled down to a
+    stand-in's. The hook takes no such arguments: a subclass gives them, as a user's would."""
+    from airflow_provider_helpcrunch.client.sending import Timing
+    from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
+
+    return type("TimedHelpCrunchHook", (HelpCrunchHook,), {"timing": Timing(**timing)})
+
+
 def pages_of(ids: list[int], *, total_key: str = "meta") -> Any:
     """
     A requests-mock callback answering offset/limit pages over the chats ``ids``; a search's
@@ -119,3 +128,31 @@ def export_operator(folder: Path, start: int, end: int, **kwargs: Any) -> Any:
     return HelpCrunchToObjectStorageOperator(
         task_id="export", path=f"file://{folder}", window_start=start, window_end=end, **kwargs
     )
+
+
+class FakeTI:
+    """A task instance's XCom, for ``execute()`` called directly."""
+
+    def __init__(self, xcoms: dict[tuple[str, str], Any] | None = None, try_number: int = 1) -> None:
+        self.xcoms = xcoms or {}
+        self.try_number = try_number
+        self.pulls: list[tuple[Any, str]] = []
+
+    def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> Any:
+        self.pulls.append((task_ids, key))
+        if isinstance(task_ids, list):
+            return [self.xcoms.get((t, key)) for t in task_ids]
+        return self.xcoms.get((task_ids, key))
+
+
+def run(op: Any, ti: FakeTI | None = None) -> dict[str, Any]:
+    op.hook_params.setdefault("retry_backoff", 0.0)  # before the hook is made from them
+    return op.execute({"ti": ti or FakeTI()})
+
+
+def marked_ids(requests_mock) -> list[int]:
+    return [r.json()["id"] for r in requests_mock.request_history]
+
+
+def echo_chat(request, context):
+    return chat(request.json()["id"])

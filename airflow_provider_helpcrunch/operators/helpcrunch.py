@@ -7,36 +7,47 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_helpcrunch.chat_values import (
-    ASSIGNEE_FIELD,
-    DEPARTMENT_FIELD,
-    check_id,
+from airflow_provider_helpcrunch.client import MAX_CONNECTIONS, unread_filter
+from airflow_provider_helpcrunch.client.changes import (
+    assignee_change,
     check_snooze,
     check_status,
-    shows_reference,
-    shows_snooze,
-    shows_status,
+    department_change,
+    read_change,
+    snooze_change,
+    status_change,
 )
-from airflow_provider_helpcrunch.chat_writes import ON_MISSING_CHOICES, ChatWrite, ChatWriteEngine, Tally
-from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
-from airflow_provider_helpcrunch.hooks.helpcrunch import MAX_CONNECTIONS, HelpCrunchHook, unread_filter
-from airflow_provider_helpcrunch.validation import (
-    READ_FIELDS,
+from airflow_provider_helpcrunch.client.checks import (
     check_bool,
     check_by,
+    check_id,
     check_int,
     check_max_chats,
     check_read,
-    check_unless_template,
     check_unread_by,
+)
+from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
+from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
+from airflow_provider_helpcrunch.operators.chat_writes import (
+    ON_MISSING_CHOICES,
+    ChatWrite,
+    ChatWriteEngine,
+    Tally,
+    Words,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from airflow.providers.common.compat.sdk import Context
 
 MAX_IN_FLIGHT = MAX_CONNECTIONS
+
+
+def check_unless_template(value: Any, check: Callable[[Any], Any]) -> None:
+    """Check an operator argument now, unless it is a Jinja template: that is checked once rendered."""
+    if not (isinstance(value, str) and "{{" in value):
+        check(value)
 
 
 class BaseHelpCrunchOperator(BaseOperator):
@@ -92,7 +103,7 @@ class BaseHelpCrunchOperator(BaseOperator):
 class BaseChatWriteOperator(BaseHelpCrunchOperator):
     """
     What every per-chat write operator shares: the chats it takes from XCom, and the engine that writes them
-    (:mod:`airflow_provider_helpcrunch.chat_writes`). A subclass says what one chat's write is
+    (:mod:`airflow_provider_helpcrunch.operators.chat_writes`). A subclass says what one chat's write is
     (:meth:`chat_write`) and what it returns (:meth:`result`).
 
     :param chat_ids: the chats (templated): ints, numeric strings, chat dicts with an ``"id"``, or lists of
@@ -142,12 +153,18 @@ class BaseChatWriteOperator(BaseHelpCrunchOperator):
         self.resume = resume
 
     def chat_write(self) -> ChatWrite:
-        """The write of one chat, from the rendered arguments (checked here, before anything is sent)."""
+        """The write of each chat, from the rendered arguments (checked here, once, before any request)."""
         raise NotImplementedError
 
-    def result(self, tally: Tally) -> dict[str, Any]:
-        """What the task returns (XCom ``return_value``)."""
-        raise NotImplementedError
+    def result(self, tally: Tally, write: ChatWrite) -> dict[str, Any]:
+        """What the task returns (XCom ``return_value``): the tally's lists, and what was asked."""
+        return {
+            "updated": tally.done,
+            "missing": tally.missing,
+            "skipped": tally.skipped,
+            **write.asked,
+            "requested": len(tally.chat_ids),
+        }
 
     def execute(self, context: Context) -> dict[str, Any]:
         write = self.chat_write()
@@ -156,7 +173,7 @@ class BaseChatWriteOperator(BaseHelpCrunchOperator):
             sources.append(context["ti"].xcom_pull(task_ids=self.xcom_task_ids, key=self.xcom_key))
         engine = ChatWriteEngine(
             write,
-            pacer=self.hook.rate_limiter,
+            client=lambda: self.hook.client,
             pace=lambda: self.hook.pace,
             where=lambda: self.hook.settings.base_url,
             log=self.log,
@@ -165,7 +182,6 @@ class BaseChatWriteOperator(BaseHelpCrunchOperator):
             progress_interval=self.progress_interval,
             skip_unchanged=self.skip_unchanged,
             resume=self.resume,
-            stats=lambda: self.hook.client.stats,
         )
         try:
             tally = engine.run(
@@ -176,7 +192,7 @@ class BaseChatWriteOperator(BaseHelpCrunchOperator):
         finally:
             self.hook.close()
         # what the requests cost: a run slowed by 429s says so
-        return {**self.result(tally), "requests": self.hook.client.stats.as_dict()}
+        return {**self.result(tally, write), "requests": self.hook.client.stats.as_dict()}
 
 
 class MarkChatReadOperator(BaseChatWriteOperator):
@@ -220,32 +236,16 @@ class MarkChatReadOperator(BaseChatWriteOperator):
 
     def chat_write(self) -> ChatWrite:
         by, read = check_by(self.by), self.read
-        field_name = READ_FIELDS[by]
         state = "read" if read else "unread"
+        words = Words("mark", "Marking", "marked", f"{state} by {by}", f"{state} by {by}", state)
+        return ChatWrite("mark", {"by": by, "read": read}, (read_change(by, read),), words)
 
-        def write(chat_id: int, cancel: Any, ticket: int) -> object:
-            return self.hook.mark_chat_read(chat_id, by=by, read=read, cancel=cancel, ticket=ticket)
-
-        return ChatWrite(
-            name="mark",
-            asked=(by, read),
-            verb="mark",
-            doing="Marking",
-            done="marked",
-            goal=f"{state} by {by}",
-            state=f"{state} by {by}",
-            short=state,
-            write=write,
-            is_unchanged=lambda chat: chat.get(field_name) is read,
-        )
-
-    def result(self, tally: Tally) -> dict[str, Any]:
+    def result(self, tally: Tally, write: ChatWrite) -> dict[str, Any]:
         return {
             "marked": tally.done,
             "missing": tally.missing,
             "skipped": tally.skipped,
-            "by": check_by(self.by),
-            "read": self.read,
+            **write.asked,
             "requested": len(tally.chat_ids),
         }
 
@@ -275,26 +275,10 @@ class SetChatStatusOperator(BaseChatWriteOperator):
         self.status = status
 
     def chat_write(self) -> ChatWrite:
-        status = check_status(self.status)
-
-        def write(chat_id: int, cancel: Any, ticket: int) -> object:
-            return self.hook.set_chat_status(chat_id, status, cancel=cancel, ticket=ticket)
-
-        return ChatWrite(
-            name="status",
-            asked=(status,),
-            verb="update",
-            doing="Setting",
-            done="set",
-            goal=f"to status {status!r}",
-            state=f"in status {status!r}",
-            short=status,
-            write=write,
-            is_unchanged=lambda chat: shows_status(chat, status),
-        )
-
-    def result(self, tally: Tally) -> dict[str, Any]:
-        return _updated(tally, status=check_status(self.status))
+        change = status_change(self.status)
+        status = change.values["status"]
+        words = Words("update", "Setting", "set", f"to status {status!r}", f"in status {status!r}", status)
+        return ChatWrite("status", {"status": status}, (change,), words)
 
 
 class AssignChatOperator(BaseChatWriteOperator):
@@ -341,60 +325,24 @@ class AssignChatOperator(BaseChatWriteOperator):
         self.department = department
         self.unassign = unassign
 
-    def _asked(self) -> tuple[int | None, int | None]:
-        """The agent (``None`` to unassign, or when not asked) and the department asked for."""
+    def chat_write(self) -> ChatWrite:
         agent = None if self.assignee is None else _check_assignee(self.assignee)
         department = None if self.department is None else _check_department(self.department)
-        return agent, department
-
-    def chat_write(self) -> ChatWrite:
-        agent, department = self._asked()
-        sets_agent = agent is not None or self.unassign
-        hook = self.hook
-        parts = []
+        changes = []  # the department first, then the agent
         if department is not None:
-            parts.append(f"department {department}")
-        if agent is not None:
-            parts.append(f"agent {agent}")
-
-        def write(chat_id: int, cancel: Any, ticket: int) -> object:
-            place: int | None = ticket  # the chat's place at the pacer; a second request takes its own
-            if department is not None:
-                hook.set_chat_department(chat_id, department, cancel=cancel, ticket=place)
-                place = None
-            if sets_agent:
-                hook.set_chat_assignee(chat_id, agent, cancel=cancel, ticket=place)
-            return None
-
-        def is_unchanged(chat: Any) -> bool:
-            return (department is None or shows_reference(chat, DEPARTMENT_FIELD, department)) and (
-                not sets_agent or shows_reference(chat, ASSIGNEE_FIELD, agent)
-            )
-
-        target = " and ".join(parts)
+            changes.append(department_change(department))
+        if agent is not None or self.unassign:
+            changes.append(assignee_change(agent))
+        target = " and ".join(change.wanted for change in changes if change.values != {"assignee": None})
         if not target:  # unassign alone
-            doing, done, goal, state, short = "Unassigning", "unassigned", "", "with no agent", "unassigned"
+            words = Words("assign", "Unassigning", "unassigned", "", "with no agent", "unassigned")
         else:
             no_agent = self.unassign  # with a department: moved there and unassigned
-            doing, done, short = "Assigning", "assigned", "assigned so"
             goal = f"to {target}" + (", with no agent" if no_agent else "")
             state = f"with {target}" + (" and no agent" if no_agent else "")
-        return ChatWrite(
-            name="assign",
-            asked=(agent, department, sets_agent),
-            verb="assign",
-            doing=doing,
-            done=done,
-            goal=goal,
-            state=state,
-            short=short,
-            write=write,
-            is_unchanged=is_unchanged,
-        )
-
-    def result(self, tally: Tally) -> dict[str, Any]:
-        agent, department = self._asked()
-        return _updated(tally, assignee=agent, department=department, unassign=self.unassign)
+            words = Words("assign", "Assigning", "assigned", goal, state, "assigned so")
+        asked = {"assignee": agent, "department": department, "unassign": self.unassign}
+        return ChatWrite("assign", asked, tuple(changes), words)
 
 
 class SnoozeChatOperator(BaseChatWriteOperator):
@@ -424,26 +372,13 @@ class SnoozeChatOperator(BaseChatWriteOperator):
 
     def chat_write(self) -> ChatWrite:
         until = check_snooze(self.snoozed_until)
-
-        def write(chat_id: int, cancel: Any, ticket: int) -> object:
-            return self.hook.snooze_chat(chat_id, until, cancel=cancel, ticket=ticket)
-
-        when = f"until {until}" if until is not None else ""
-        return ChatWrite(
-            name="snooze",
-            asked=(until,),
-            verb="snooze",
-            doing="Snoozing" if until is not None else "Unsnoozing",
-            done="snoozed" if until is not None else "unsnoozed",
-            goal=when,
-            state=f"snoozed {when}" if until is not None else "not snoozed",
-            short="snoozed so" if until is not None else "not snoozed",
-            write=write,
-            is_unchanged=lambda chat: shows_snooze(chat, until),
-        )
-
-    def result(self, tally: Tally) -> dict[str, Any]:
-        return _updated(tally, snoozed_until=check_snooze(self.snoozed_until))
+        if until is None:
+            words = Words("snooze", "Unsnoozing", "unsnoozed", "", "not snoozed", "not snoozed")
+        else:
+            words = Words(
+                "snooze", "Snoozing", "snoozed", f"until {until}", f"snoozed until {until}", "snoozed so"
+            )
+        return ChatWrite("snooze", {"snoozed_until": until}, (snooze_change(until),), words)
 
 
 def _check_assignee(value: Any) -> int:
@@ -452,17 +387,6 @@ def _check_assignee(value: Any) -> int:
 
 def _check_department(value: Any) -> int:
     return check_id(value, "department")
-
-
-def _updated(tally: Tally, **asked: Any) -> dict[str, Any]:
-    """The output of a write operator other than marking: the lists, what was asked, how many chats."""
-    return {
-        "updated": tally.done,
-        "missing": tally.missing,
-        "skipped": tally.skipped,
-        **asked,
-        "requested": len(tally.chat_ids),
-    }
 
 
 class HelpCrunchSearchChatsOperator(BaseHelpCrunchOperator):

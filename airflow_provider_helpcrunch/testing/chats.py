@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from airflow_provider_helpcrunch.search_fields import FIELD_TYPES, OPERATORS
 from airflow_provider_helpcrunch.timestamps import timestamp_seconds
+from airflow_provider_helpcrunch.vocabulary import FIELD_TYPES, OPERATORS
 
 STATUSES = ("new", "opened", "pending", "on hold", "no communication", "closed", "empty")
 

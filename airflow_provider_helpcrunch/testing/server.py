@@ -16,7 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_provider_helpcrunch.search_fields import COMPARISONS, ORDERS, SORT_FIELDS
 from airflow_provider_helpcrunch.testing.chats import (
     AGENTS,
     DEPARTMENTS,
@@ -30,6 +29,7 @@ from airflow_provider_helpcrunch.testing.chats import (
     seed_messages,
     sort_key,
 )
+from airflow_provider_helpcrunch.vocabulary import COMPARISONS, ORDERS, SORT_FIELDS
 
 if TYPE_CHECKING:
     from collections.abc import Callable

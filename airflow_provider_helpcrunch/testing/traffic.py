@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from airflow_provider_helpcrunch.rate_limit import rate_per_minute
+from airflow_provider_helpcrunch.client.rate_limit import rate_per_minute
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence

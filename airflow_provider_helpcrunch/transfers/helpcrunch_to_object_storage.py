@@ -5,8 +5,6 @@ data interval, idempotent, streamed, and never a half file at the final path.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 import threading
@@ -21,6 +19,7 @@ from airflow.providers.common.compat.assets import Asset
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_helpcrunch.client import RATE_LIMITED_ADVICE
+from airflow_provider_helpcrunch.client.checks import check_bool, check_int
 from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchAPIError,
     HelpCrunchCancelledError,
@@ -28,13 +27,16 @@ from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchError,
     HelpCrunchNotFoundError,
 )
-from airflow_provider_helpcrunch.filters import to_timestamp
-from airflow_provider_helpcrunch.operators.helpcrunch import MAX_IN_FLIGHT, BaseHelpCrunchOperator
+from airflow_provider_helpcrunch.operators.helpcrunch import (
+    MAX_IN_FLIGHT,
+    BaseHelpCrunchOperator,
+    check_unless_template,
+)
+from airflow_provider_helpcrunch.operators.task_state import TaskStateRecord
 from airflow_provider_helpcrunch.outside_text import short_repr
-from airflow_provider_helpcrunch.timestamps import readable_seconds
+from airflow_provider_helpcrunch.timestamps import readable_seconds, to_moment
 from airflow_provider_helpcrunch.transfers.export_files import AllOf, StreamFile, stale_partials
 from airflow_provider_helpcrunch.transfers.export_records import SCHEMA_VERSION, schema_bytes
-from airflow_provider_helpcrunch.validation import check_bool, check_int, check_unless_template
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -61,27 +63,12 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(_STAMP)
 
 
-def _as_moment(value: Any, name: str) -> datetime:
-    """A window bound: a datetime, a pendulum object, UNIX seconds or a rendered number or ISO 8601 text."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and not value.strip().lstrip("-").replace(".", "", 1).isdigit():
-        try:
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise HelpCrunchConfigError(
-                f"{name} must be a datetime, UNIX seconds or ISO 8601 text, got {short_repr(value)}"
-            ) from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return datetime.fromtimestamp(to_timestamp(value, name), tz=UTC)
-
-
 def _check_start(value: Any) -> datetime:
-    return _as_moment(value, "window_start")
+    return to_moment(value, "window_start")
 
 
 def _check_end(value: Any) -> datetime:
-    return _as_moment(value, "window_end")
+    return to_moment(value, "window_end")
 
 
 class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
@@ -256,15 +243,15 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
         end = given_end if given_end is not None else context.get("data_interval_end")
         if end is None:
             end = getattr(context.get("dag_run"), "run_after", None) or datetime.now(UTC)
-        end = _as_moment(end, "window_end")
-        if given_start is None and (start is None or not _as_moment(start, "window_start") < end):
+        end = to_moment(end, "window_end")
+        if given_start is None and (start is None or not to_moment(start, "window_start") < end):
             start = end - self.window_if_no_interval
             self.log.info(
                 "The run has no data interval to export: exporting the %s up to %s",
                 self.window_if_no_interval,
                 end,
             )
-        start = _as_moment(start, "window_start")
+        start = to_moment(start, "window_start")
         if not start < end:
             raise HelpCrunchConfigError(f"The window must start before it ends: {start} to {end}")
         return start, end
@@ -385,13 +372,15 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
     ) -> list[dict[str, Any]]:
         """A chat's messages created in the window; paging stops at the first message older than it."""
         kept = []
+        client = self.hook.client
         try:
-            for message in self.hook.list_chat_messages(chat_id, cancel=stop):
-                created = _created(message, chat_id)
-                if created < since:
-                    break  # newest first: every message after this one is older still
-                if created < until:
-                    kept.append(message)
+            with client.placed(cancel=stop):
+                for message in client.list_chat_messages(chat_id):
+                    created = _created(message, chat_id)
+                    if created < since:
+                        break  # newest first: every message after this one is older still
+                    if created < until:
+                        kept.append(message)
         except HelpCrunchNotFoundError:
             self.log.warning(
                 "Chat %d was deleted while the export ran: its messages are not exported", chat_id
@@ -509,38 +498,32 @@ class _ExportProgress:
     """Which streams earlier tries of this task instance finished, in the task state store (Airflow 3.3)."""
 
     def __init__(self, store: Any, asked: list[Any], log: Any) -> None:
-        self._store = store
-        self._log = log
-        self.fingerprint = hashlib.sha256(json.dumps(asked, default=str).encode()).hexdigest()[:32]
+        self._record = TaskStateRecord(
+            store,
+            PROGRESS_KEY,
+            version=RECORD_FORMAT,
+            payload_key="done",
+            asked=asked,
+            log=log,
+            other_input="An earlier try exported another window or path; exporting every stream.",
+            unreadable="The export record of an earlier try is unreadable; exporting every stream.",
+        )
 
     def load(
         self, base: ObjectStoragePath, finals: dict[str, ObjectStoragePath]
     ) -> dict[str, dict[str, Any]]:
-        if self._store is None:
-            return {}
-        record = self._store.get(PROGRESS_KEY)
-        if record is None:
-            return {}
-        done = record.get("done") if isinstance(record, dict) else None
-        if (
-            not isinstance(record, dict)
-            or set(record) != {"format", "fingerprint", "done"}
-            or record["format"] != RECORD_FORMAT
-            or not isinstance(done, dict)
-            or not all(_is_entry(base, finals, stream, entry) for stream, entry in done.items())
-        ):
-            self._log.warning("The export record of an earlier try is unreadable; exporting every stream.")
-            return {}
-        if record["fingerprint"] != self.fingerprint:
-            self._log.warning("An earlier try exported another window or path; exporting every stream.")
-            return {}
+        def read(done: Any) -> dict[str, dict[str, Any]] | None:
+            if not isinstance(done, dict) or not all(
+                _is_entry(base, finals, stream, entry) for stream, entry in done.items()
+            ):
+                return None
+            return done
+
+        done = self._record.load(read) or {}
         return {stream: entry for stream, entry in done.items() if ObjectStoragePath(entry["path"]).exists()}
 
     def save(self, done: dict[str, dict[str, Any]]) -> None:
-        if self._store is not None:
-            self._store.set(
-                PROGRESS_KEY, {"format": RECORD_FORMAT, "fingerprint": self.fingerprint, "done": done}
-            )
+        self._record.save(done)
 
 
 def _is_entry(base: ObjectStoragePath, finals: dict[str, ObjectStoragePath], stream: str, entry: Any) -> bool:

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from airflow_provider_helpcrunch.client.rate_limit import rate_per_minute
 from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchAuthError,
     HelpCrunchConnectionError,
@@ -14,9 +15,8 @@ from airflow_provider_helpcrunch.exceptions import (
 )
 from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
 from airflow_provider_helpcrunch.operators.helpcrunch import MarkChatReadOperator
-from airflow_provider_helpcrunch.rate_limit import rate_per_minute
 from airflow_provider_helpcrunch.testing import Fault
-from tests.helpers import API_KEY, max_in_any_window
+from tests.helpers import API_KEY, hook_class, max_in_any_window
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +105,7 @@ class TestPacingOverHttp:
         standin = make_helpcrunch_standin(
             chats=60, api_key=API_KEY, requests_per_minute=20, window=2.0, latency=latency
         )
-        hook = HelpCrunchHook(requests_per_minute=20, rate_limit_window=2.0)
+        hook = hook_class(window=2.0)(requests_per_minute=20)
         for chat_id in standin.chats:
             hook.mark_chat_read(chat_id)
         arrivals = [r.time for r in standin.requests]

@@ -15,9 +15,10 @@ import time
 
 import pytest
 
+from airflow_provider_helpcrunch.client.rate_limit import rate_per_minute
+from airflow_provider_helpcrunch.client.shared_window import REDIS_TIMEOUT, SharedWindow, account_key
+from airflow_provider_helpcrunch.hooks.connection import redis_client
 from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
-from airflow_provider_helpcrunch.rate_limit import rate_per_minute
-from airflow_provider_helpcrunch.shared_window import REDIS_TIMEOUT, SharedWindow, account_key, redis_client
 from tests.helpers import API_KEY, REPO, max_in_any_window
 
 pytestmark = pytest.mark.integration
@@ -85,10 +86,8 @@ class TestWindowRules:
 
 WORKER = """
 import json, os, sys
-from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
-hook = HelpCrunchHook(
-    requests_per_minute=LIMIT, redis_conn_id="redis_pacer", retry_backoff=0.05, rate_limit_window=WINDOW
-)
+from tests.helpers import hook_class
+hook = hook_class(window=WINDOW)(requests_per_minute=LIMIT, redis_conn_id="redis_pacer", retry_backoff=0.05)
 for chat_id in json.loads(sys.argv[1]):
     hook.mark_chat_read(chat_id)
 print("done", flush=True)
@@ -137,7 +136,8 @@ def test_four_processes_share_one_window(make_helpcrunch_standin, redis_server):
 
 KILLED = """
 import sys, time
-from airflow_provider_helpcrunch.shared_window import SharedWindow, redis_client
+from airflow_provider_helpcrunch.client.shared_window import SharedWindow
+from airflow_provider_helpcrunch.hooks.connection import redis_client
 shared = SharedWindow(redis_client("redis_pacer"), sys.argv[1], limit=4, window=1.0, lease=3.0)
 taken, deadline = 0, time.monotonic() + 30
 while taken < 4 and time.monotonic() < deadline:

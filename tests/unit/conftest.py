@@ -5,8 +5,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_helpcrunch.rate_limit import SlidingWindowRateLimiter
-from tests.helpers import API_KEY, FakeClock
+from tests.helpers import API_KEY, FakeClock, hook_class
 
 
 @pytest.fixture
@@ -30,13 +29,10 @@ def set_connection(monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture
 def make_hook(set_connection, clock: FakeClock):
     """A hook on the virtual clock: its pacing and its waits between attempts cost no real time."""
-    from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
+    hook = hook_class(clock=clock, sleep=clock.backoff, pacer_sleep=clock.sleep)
 
-    def make(**kwargs: Any) -> HelpCrunchHook:
-        pacer = SlidingWindowRateLimiter(
-            kwargs.get("requests_per_minute") or 120, clock=clock, sleep=clock.sleep
-        )
-        return HelpCrunchHook(clock=clock, sleep=clock.backoff, rate_limiter=pacer, **kwargs)
+    def make(**kwargs: Any) -> Any:
+        return hook(**kwargs)
 
     return make
 

@@ -12,7 +12,7 @@ import pendulum
 from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_helpcrunch.operators.helpcrunch import MarkChatReadOperator
-from airflow_provider_helpcrunch.progress import PROGRESS_KEY, fingerprint
+from airflow_provider_helpcrunch.operators.task_state import PROGRESS_KEY, fingerprint
 
 IDS = list(range(5200, 5260))
 TRY_1 = [{"id": i, "readByAgent": i < 5210} for i in IDS]

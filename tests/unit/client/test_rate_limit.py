@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from airflow_provider_helpcrunch.rate_limit import SlidingWindowRateLimiter
+from airflow_provider_helpcrunch.client.rate_limit import SlidingWindowRateLimiter
 from tests.helpers import max_in_any_window
 
 

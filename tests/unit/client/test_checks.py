@@ -2,17 +2,18 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
-from airflow_provider_helpcrunch.validation import (
-    MAX_CHAT_ID,
+from airflow_provider_helpcrunch.client.checks import (
     chat_id_problem,
     check_by,
     check_chat_id,
+    check_id,
     check_int,
     check_max_chats,
     check_read,
     is_ascii_digits,
 )
+from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
+from airflow_provider_helpcrunch.vocabulary import MAX_ID as MAX_CHAT_ID
 
 
 @pytest.mark.parametrize("value", [True, False, 1.0, "1", None, 0, -1])
@@ -65,3 +66,14 @@ def test_by_read_and_max_chats():
 )
 def test_is_ascii_digits(text, expected):
     assert is_ascii_digits(text) is expected
+
+
+@pytest.mark.parametrize(("given", "expected"), [(7, 7), ("7", 7), (" 12 ", 12)])
+def test_ids_from_ints_and_rendered_templates(given, expected):
+    assert check_id(given, "assignee") == expected
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, "seven", "7.5", 7.0, None, 2**63, "²"])
+def test_bad_ids_are_refused_by_name(bad):
+    with pytest.raises(HelpCrunchConfigError, match="department must be a positive integer ID"):
+        check_id(bad, "department")

@@ -3,13 +3,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any, ClassVar
 
 import pytest
 import requests
 from airflow.providers.common.compat.sdk import AirflowException
 
-from airflow_provider_helpcrunch.chat_ids import InvalidChatIdsError, normalize_chat_ids
 from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchAPIError,
     HelpCrunchAuthError,
@@ -17,52 +15,28 @@ from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchConnectionError,
     HelpCrunchNotFoundError,
 )
+from airflow_provider_helpcrunch.operators.chat_ids import InvalidChatIdsError, normalize_chat_ids
 from airflow_provider_helpcrunch.operators.helpcrunch import (
+    AssignChatOperator,
     HelpCrunchSearchChatsOperator,
     MarkChatReadOperator,
+    SetChatStatusOperator,
+    SnoozeChatOperator,
 )
-from tests.helpers import API_KEY, BASE, SEARCH_URL, FakeStore, chat, errors, pages_of
+from tests.helpers import (
+    API_KEY,
+    BASE,
+    SEARCH_URL,
+    FakeTI,
+    chat,
+    echo_chat,
+    errors,
+    marked_ids,
+    pages_of,
+    run,
+)
 
 AGENT_URL = f"{BASE}/chats/readByAgent"
-
-
-class FakeTI:
-    def __init__(self, xcoms: dict[tuple[str, str], Any] | None = None, try_number: int = 1) -> None:
-        self.xcoms = xcoms or {}
-        self.try_number = try_number
-        self.pulls: list[tuple[Any, str]] = []
-
-    def xcom_pull(self, task_ids: Any = None, key: str = "return_value", **_: Any) -> Any:
-        self.pulls.append((task_ids, key))
-        if isinstance(task_ids, list):
-            return [self.xcoms.get((t, key)) for t in task_ids]
-        return self.xcoms.get((task_ids, key))
-
-
-@pytest.fixture(autouse=True)
-def fast_connection(set_connection):
-    # a fast pace keeps these tests quick; pacing itself is tested on the virtual clock
-    set_connection(extra={"requests_per_minute": 60000})
-
-
-def run(op: MarkChatReadOperator, ti: FakeTI | None = None) -> dict[str, Any]:
-    op.hook_params.setdefault("retry_backoff", 0.0)  # before the hook is made from them
-    return op.execute({"ti": ti or FakeTI()})
-
-
-@pytest.fixture
-def logs(caplog, capsys):
-    """Everything the task logged: stdlib logging on Airflow 2, structlog to stdout on Airflow 3."""
-    caplog.set_level(logging.DEBUG)
-    return lambda: caplog.text + capsys.readouterr().out
-
-
-def marked_ids(requests_mock) -> list[int]:
-    return [r.json()["id"] for r in requests_mock.request_history]
-
-
-def echo_chat(request, context):
-    return chat(request.json()["id"])
 
 
 class TestInputs:
@@ -259,55 +233,6 @@ class TestFailures:
         assert marked_ids(requests_mock) == [1, 2, 2, 2, 2, 3]
 
 
-class TestConcurrency:
-    # requests-mock sends one request at a time (a global lock): overlap itself is shown over real HTTP,
-    # in tests/integration/test_hook_http.py.
-    def test_one_at_a_time_keeps_the_request_order(self, requests_mock):
-        requests_mock.put(AGENT_URL, json=echo_chat)
-        run(MarkChatReadOperator(task_id="mark", chat_ids=[3, 1, 2, 1], max_in_flight=1))
-        assert marked_ids(requests_mock) == [3, 1, 2]
-
-    def test_a_stop_starts_no_new_chat(self, requests_mock):
-        requests_mock.put(AGENT_URL, status_code=401, json=errors("unauthorized"))
-        with pytest.raises(HelpCrunchAuthError, match=r"0 chat\(s\) were marked before the stop"):
-            run(MarkChatReadOperator(task_id="m", chat_ids=list(range(1, 50)), max_in_flight=4))
-        assert requests_mock.call_count <= 4
-
-    def test_missing_chats_are_counted_across_threads(self, requests_mock):
-        def answer(request, context):
-            chat_id = request.json()["id"]
-            if chat_id % 10 == 0:
-                context.status_code = 404
-                return errors("not_found")
-            return chat(chat_id)
-
-        requests_mock.put(AGENT_URL, json=answer)
-        result = run(MarkChatReadOperator(task_id="m", chat_ids=list(range(1, 41)), on_missing="skip"))
-        assert result["missing"] == [10, 20, 30, 40]
-        assert result["marked"] == [i for i in range(1, 41) if i % 10]
-
-    @pytest.mark.parametrize("value", [0, 33, True, "4"])
-    def test_bad_max_in_flight(self, value):
-        with pytest.raises(ValueError, match="max_in_flight"):
-            MarkChatReadOperator(task_id="m", chat_ids=[1], max_in_flight=value)
-
-
-class TestInterruptions:
-    def test_a_timeout_or_kill_still_says_how_far_the_run_got(self, requests_mock, logs):
-        class TaskTimeout(BaseException):
-            pass
-
-        def answer(request, context):
-            if request.json()["id"] == 3:
-                raise TaskTimeout("execution_timeout")
-            return chat(request.json()["id"])
-
-        requests_mock.put(AGENT_URL, json=answer)
-        with pytest.raises(TaskTimeout):
-            run(MarkChatReadOperator(task_id="m", chat_ids=[1, 2, 3, 4], max_in_flight=1))
-        assert "Interrupted by TaskTimeout: 2 chat(s) marked, 0 not found, 2 not done [3, 4]" in (logs())
-
-
 class TestLogging:
     def test_progress_and_summary(self, requests_mock, logs):
         requests_mock.put(AGENT_URL, json=echo_chat)
@@ -429,165 +354,6 @@ class TestSkipUnchanged:
         assert (result["marked"], result["skipped"]) == ([1, 2], [])
 
 
-class TestResume:
-    IDS: ClassVar = list(range(1, 21))
-
-    def first_try_stops_at_chat_8(self, requests_mock, store) -> None:
-        def answer(request, context):
-            if request.json()["id"] == 8:
-                context.status_code = 503
-                return {}
-            return chat(request.json()["id"])
-
-        requests_mock.put(AGENT_URL, json=answer)
-        op = MarkChatReadOperator(task_id="m", chat_ids=self.IDS, max_in_flight=1, max_retries=0)
-        with pytest.raises(HelpCrunchAPIError, match="Stopped at chat 8"):
-            op.execute({"ti": FakeTI(), "task_state_store": store})
-        requests_mock.reset_mock()
-        requests_mock.put(AGENT_URL, json=echo_chat)
-
-    def test_a_retry_sends_only_what_earlier_tries_did_not(self, requests_mock, logs):
-        store = FakeStore()
-        self.first_try_stops_at_chat_8(requests_mock, store)
-        assert store.writes >= 1  # written at the stop, not per request
-        op = MarkChatReadOperator(task_id="m", chat_ids=self.IDS, max_in_flight=1)
-        result = op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
-        assert marked_ids(requests_mock) == list(range(8, 21))
-        assert result["marked"] == self.IDS  # the output covers the whole input
-        assert "Resuming: 7 of 20 chats were done by earlier tries" in logs()
-
-    def test_other_input_starts_over_with_a_warning(self, requests_mock, logs):
-        store = FakeStore()
-        self.first_try_stops_at_chat_8(requests_mock, store)
-        op = MarkChatReadOperator(task_id="m", chat_ids=[*self.IDS, 21], max_in_flight=1)
-        op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
-        assert marked_ids(requests_mock) == [*self.IDS, 21]
-        assert "differ from those an earlier try" in logs()
-
-    def test_resume_false_starts_over(self, requests_mock):
-        store = FakeStore()
-        self.first_try_stops_at_chat_8(requests_mock, store)
-        op = MarkChatReadOperator(task_id="m", chat_ids=self.IDS, max_in_flight=1, resume=False)
-        op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
-        assert marked_ids(requests_mock) == self.IDS
-
-    def test_without_a_store_a_retry_says_so_and_sends_everything(self, requests_mock, caplog, capsys):
-        caplog.set_level(logging.INFO)
-        requests_mock.put(AGENT_URL, json=echo_chat)
-        op = MarkChatReadOperator(task_id="m", chat_ids=self.IDS)
-        op.execute({"ti": FakeTI(try_number=2)})
-        assert sorted(marked_ids(requests_mock)) == self.IDS
-        # said once, in whichever sink this Airflow logs to (stdlib logging on 2, structlog to stdout on 3)
-        said = [sink.count("needs Airflow 3.3 or later") for sink in (caplog.text, capsys.readouterr().out)]
-        assert max(said) == 1
-
-    def test_missing_chats_of_earlier_tries_are_still_reported(self, requests_mock):
-        store = FakeStore()
-        requests_mock.put(
-            AGENT_URL,
-            [
-                {"json": chat(1)},
-                {"status_code": 404, "json": errors("not_found")},
-                {"status_code": 503, "json": {}},
-            ],
-        )
-        op = MarkChatReadOperator(task_id="m", chat_ids=[1, 2, 3], max_in_flight=1, max_retries=0)
-        with pytest.raises(HelpCrunchAPIError):
-            op.execute({"ti": FakeTI(), "task_state_store": store})
-        requests_mock.reset_mock()
-        requests_mock.put(AGENT_URL, json=echo_chat)
-        op = MarkChatReadOperator(task_id="m", chat_ids=[1, 2, 3], on_missing="skip")
-        result = op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
-        assert marked_ids(requests_mock) == [3]
-        assert (result["marked"], result["missing"]) == ([1, 3], [2])
-
-    def test_chats_skipped_by_an_earlier_try_are_judged_again_not_counted_as_marked(self, requests_mock):
-        # try 1: the dicts say chats 1-10 are read already (skipped); chat 30 stops the run
-        store = FakeStore()
-        ids = list(range(1, 41))
-
-        def answer(request, context):
-            if request.json()["id"] == 30:
-                context.status_code = 503
-                return {}
-            return chat(request.json()["id"])
-
-        requests_mock.put(AGENT_URL, json=answer)
-        first = [chat(i, readByAgent=i <= 10) for i in ids]
-        op = MarkChatReadOperator(task_id="m", chat_ids=first, max_in_flight=1, max_retries=0)
-        with pytest.raises(HelpCrunchAPIError, match="Stopped at chat 30"):
-            op.execute({"ti": FakeTI(), "task_state_store": store})
-        assert marked_ids(requests_mock) == list(range(11, 31))
-        requests_mock.reset_mock()
-        requests_mock.put(AGENT_URL, json=echo_chat)
-
-        # try 2: the same chats, but now the dicts say none of them is read
-        second = [chat(i, readByAgent=False) for i in ids]
-        op = MarkChatReadOperator(task_id="m", chat_ids=second, max_in_flight=1)
-        result = op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
-        assert marked_ids(requests_mock) == [*range(1, 11), *range(30, 41)]
-        assert (result["marked"], result["skipped"]) == (ids, [])
-
-    def test_a_chat_skipped_by_both_tries_stays_skipped(self, requests_mock):
-        store = FakeStore()
-        requests_mock.put(AGENT_URL, [{"json": chat(2)}, {"status_code": 503, "json": {}}])
-        chats = [chat(1, readByAgent=True), chat(2, readByAgent=False), chat(3, readByAgent=False)]
-        op = MarkChatReadOperator(task_id="m", chat_ids=chats, max_in_flight=1, max_retries=0)
-        with pytest.raises(HelpCrunchAPIError, match="Stopped at chat 3"):
-            op.execute({"ti": FakeTI(), "task_state_store": store})
-        requests_mock.reset_mock()
-        requests_mock.put(AGENT_URL, json=echo_chat)
-        op = MarkChatReadOperator(task_id="m", chat_ids=chats, max_in_flight=1)
-        result = op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
-        assert marked_ids(requests_mock) == [3]
-        assert (result["marked"], result["skipped"]) == ([2, 3], [1])
-
-    def test_a_chat_marked_by_an_earlier_try_is_reported_marked_though_its_dict_now_shows_it_read(
-        self, requests_mock
-    ):
-        store = FakeStore()
-        requests_mock.put(AGENT_URL, [{"json": chat(1)}, {"status_code": 503, "json": {}}])
-        op = MarkChatReadOperator(
-            task_id="m", chat_ids=[chat(1, readByAgent=False), 2], max_in_flight=1, max_retries=0
-        )
-        with pytest.raises(HelpCrunchAPIError):
-            op.execute({"ti": FakeTI(), "task_state_store": store})
-        requests_mock.reset_mock()
-        requests_mock.put(AGENT_URL, json=echo_chat)
-        op = MarkChatReadOperator(task_id="m", chat_ids=[chat(1, readByAgent=True), 2], max_in_flight=1)
-        result = op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
-        assert marked_ids(requests_mock) == [2]
-        assert (result["marked"], result["skipped"]) == ([1, 2], [])
-
-    @pytest.mark.parametrize(
-        "record",
-        [
-            {"format": 2, "fingerprint": "F", "runs": ["m3"]},
-            {"format": 2, "fingerprint": "F", "runs": None},
-            {"format": 2, "fingerprint": "F", "runs": "m3", "beyond": {}},
-            {"format": 1, "fingerprint": "F", "done_below": 1, "missing": [], "beyond": []},
-            {"format": 1, "fingerprint": "F", "done_below": 1, "missing": [], "beyond": None},
-            {"format": 1, "fingerprint": "F", "done_below": 1, "missing": [], "beyond": "m"},
-        ],
-    )
-    def test_a_damaged_record_starts_over_with_a_warning_and_marks_everything(
-        self, requests_mock, logs, record
-    ):
-        store = FakeStore()
-        op = MarkChatReadOperator(task_id="m", chat_ids=[1, 2, 3], max_in_flight=1)
-        from airflow_provider_helpcrunch.progress import PROGRESS_KEY, fingerprint
-
-        store.values[PROGRESS_KEY.format("mark")] = {
-            **record,
-            "fingerprint": fingerprint([1, 2, 3], "agent", True),
-        }
-        requests_mock.put(AGENT_URL, json=echo_chat)
-        result = op.execute({"ti": FakeTI(try_number=2), "task_state_store": store})
-        assert marked_ids(requests_mock) == [1, 2, 3]
-        assert result["marked"] == [1, 2, 3]
-        assert "unreadable" in logs()
-
-
 class TestBooleanArguments:
     @pytest.mark.parametrize("name", ["skip_unchanged", "resume", "read"])
     @pytest.mark.parametrize("value", ["false", "True", 0, 1, "no", None, []])
@@ -641,3 +407,176 @@ class TestTheSummarySaysWhatHappened:
         said = logs()
         assert "1 request(s), none answered 429, paced at up to" in said
         assert "redis_conn_id" not in said
+
+
+# ---------------------------------------------------------------------- the other write operators
+
+
+def sent(requests_mock, path: str) -> list[dict]:
+    return [r.json() for r in requests_mock.request_history if r.path.endswith(path)]
+
+
+def echo(field: str, shown=lambda value: value):
+    return lambda request, context: chat(request.json()["id"], **{field: shown(request.json()[field])})
+
+
+class TestSetChatStatus:
+    def test_closes_the_chats_and_skips_those_closed_already(self, requests_mock):
+        requests_mock.put(f"{BASE}/chats/status", json=echo("status"))
+        chats = [chat(1, status="opened"), chat(2, status="closed"), 3]
+        op = SetChatStatusOperator(task_id="close", chat_ids=chats, status="closed", max_in_flight=1)
+        result = op.execute({})
+        assert [body["id"] for body in sent(requests_mock, "/chats/status")] == [1, 3]
+        assert result == {
+            "updated": [1, 3],
+            "missing": [],
+            "skipped": [2],
+            "status": "closed",
+            "requested": 3,
+            "requests": {"sent": 2, "rate_limited": 0, "rate_limit_wait_seconds": 0.0},
+        }
+
+    def test_on_hold_in_any_spelling_skips_chats_on_hold_in_any_other(self, requests_mock):
+        requests_mock.put(f"{BASE}/chats/status", json=echo("status"))
+        chats = [chat(1, status="onhold"), chat(2, status="opened")]
+        result = SetChatStatusOperator(task_id="hold", chat_ids=chats, status="on-hold").execute({})
+        assert sent(requests_mock, "/chats/status") == [{"id": 2, "status": "on hold"}]
+        assert (result["status"], result["skipped"]) == ("on hold", [1])
+
+    @pytest.mark.parametrize("status", ["finished", "", None, 5])
+    def test_a_bad_status_fails_when_the_dag_is_parsed(self, status):
+        with pytest.raises(HelpCrunchConfigError, match="status must be one of"):
+            SetChatStatusOperator(task_id="s", chat_ids=[1], status=status)
+
+    def test_a_template_is_checked_once_rendered(self, requests_mock):
+        op = SetChatStatusOperator(task_id="s", chat_ids=[1], status="{{ params.status }}")
+        op.status = "finished"  # what it rendered to
+        with pytest.raises(HelpCrunchConfigError, match="'finished'"):
+            op.execute({})
+        assert requests_mock.call_count == 0
+
+    def test_missing_chats_fail_at_the_end_by_default(self, requests_mock):
+        requests_mock.get(f"{BASE}/chats?limit=1", json={"data": [], "meta": {"total": 0}})
+        requests_mock.put(f"{BASE}/chats/status", status_code=404, json=errors("chat_not_found"))
+        with pytest.raises(HelpCrunchNotFoundError, match=r"\[1\]"):
+            SetChatStatusOperator(task_id="s", chat_ids=[1], status="closed").execute({})
+
+
+class TestAssignChat:
+    def test_department_first_then_the_agent(self, requests_mock):
+        requests_mock.put(f"{BASE}/chats/department", json=echo("department", lambda i: {"id": i}))
+        requests_mock.put(f"{BASE}/chats/assignee", json=echo("assignee", lambda i: {"id": i}))
+        op = AssignChatOperator(task_id="a", chat_ids=[1, 2], assignee="12", department=2, max_in_flight=1)
+        result = op.execute({})
+        sent_in_order = [(r.path.rsplit("/", 1)[1], r.json()["id"]) for r in requests_mock.request_history]
+        assert sent_in_order == [("department", 1), ("assignee", 1), ("department", 2), ("assignee", 2)]
+        assert sent(requests_mock, "/chats/assignee")[0] == {"id": 1, "assignee": 12}
+        assert result == {
+            "updated": [1, 2],
+            "missing": [],
+            "skipped": [],
+            "assignee": 12,
+            "department": 2,
+            "unassign": False,
+            "requested": 2,
+            "requests": {"sent": 4, "rate_limited": 0, "rate_limit_wait_seconds": 0.0},
+        }
+
+    def test_with_chats_in_flight_each_chats_department_still_comes_before_its_agent(self, requests_mock):
+        requests_mock.put(f"{BASE}/chats/department", json=echo("department", lambda i: {"id": i}))
+        requests_mock.put(f"{BASE}/chats/assignee", json=echo("assignee", lambda i: {"id": i}))
+        ids = list(range(1, 21))
+        result = AssignChatOperator(
+            task_id="a", chat_ids=ids, assignee=12, department=2, max_in_flight=4
+        ).execute({})
+        sent_in_order = [(r.path.rsplit("/", 1)[1], r.json()["id"]) for r in requests_mock.request_history]
+        # each chat's department is set before its agent (the engine's order across chats is tested in
+        # test_chat_writes, at the pacer, where it is decided)
+        assert sorted(sent_in_order) == sorted(
+            [("department", i) for i in ids] + [("assignee", i) for i in ids]
+        )
+        assert all(
+            sent_in_order.index(("department", chat)) < sent_in_order.index(("assignee", chat))
+            for chat in ids
+        )
+        assert result["updated"] == ids
+
+    def test_unassign_sends_null_and_skips_chats_with_no_agent(self, requests_mock):
+        requests_mock.put(f"{BASE}/chats/assignee", json=echo("assignee"))
+        chats = [chat(1, assignee=None), chat(2, assignee={"id": 12}), chat(3)]  # 3 does not say: sent
+        result = AssignChatOperator(task_id="a", chat_ids=chats, unassign=True, max_in_flight=1).execute({})
+        assert sent(requests_mock, "/chats/assignee") == [
+            {"id": 2, "assignee": None},
+            {"id": 3, "assignee": None},
+        ]
+        assert result["skipped"] == [1]
+
+    def test_a_chat_is_skipped_only_if_it_shows_all_that_is_asked(self, requests_mock):
+        requests_mock.put(f"{BASE}/chats/department", json=echo("department", lambda i: {"id": i}))
+        requests_mock.put(f"{BASE}/chats/assignee", json=echo("assignee", lambda i: {"id": i}))
+        chats = [
+            chat(1, assignee={"id": 12}, department={"id": 2}),
+            chat(2, assignee={"id": 12}, department={"id": 3}),
+        ]
+        result = AssignChatOperator(task_id="a", chat_ids=chats, assignee=12, department=2).execute({})
+        assert (result["updated"], result["skipped"]) == ([2], [1])
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({}, "nothing is asked"),
+            ({"assignee": 12, "unassign": True}, "not both"),
+            ({"assignee": "Marc"}, "assignee must be a positive integer ID, got 'Marc'"),
+            ({"department": 0}, "department must be a positive integer ID"),
+            ({"unassign": "yes"}, "unassign must be True or False"),
+        ],
+    )
+    def test_bad_arguments_fail_when_the_dag_is_parsed(self, kwargs, message):
+        with pytest.raises(HelpCrunchConfigError, match=message):
+            AssignChatOperator(task_id="a", chat_ids=[1], **kwargs)
+
+
+class TestSnoozeChat:
+    def test_snoozes_until_a_rendered_moment_and_skips_chats_snoozed_until_then(self, requests_mock):
+        requests_mock.put(f"{BASE}/chats/snooze", json=echo("snoozedUntil", lambda s: f"{s}.000"))
+        chats = [chat(1, snoozedUntil="1764000000.000"), chat(2, snoozedUntil=None)]
+        result = SnoozeChatOperator(task_id="z", chat_ids=chats, snoozed_until="1764000000").execute({})
+        assert sent(requests_mock, "/chats/snooze") == [{"id": 2, "snoozedUntil": "1764000000"}]
+        assert (result["snoozed_until"], result["updated"], result["skipped"]) == (1_764_000_000, [2], [1])
+
+    def test_none_unsnoozes(self, requests_mock):
+        requests_mock.put(f"{BASE}/chats/snooze", json=echo("snoozedUntil"))
+        result = SnoozeChatOperator(task_id="z", chat_ids=[1], snoozed_until=None).execute({})
+        assert sent(requests_mock, "/chats/snooze") == [{"id": 1, "snoozedUntil": None}]
+        assert result["snoozed_until"] is None
+
+    def test_snoozed_until_is_required(self):
+        # Airflow 3 says so with a TypeError, Airflow 2 with an AirflowException
+        with pytest.raises((TypeError, AirflowException), match="snoozed_until"):
+            SnoozeChatOperator(task_id="z", chat_ids=[1])
+
+    def test_a_bad_moment_fails_when_the_dag_is_parsed(self):
+        with pytest.raises(HelpCrunchConfigError, match="snoozed_until"):
+            SnoozeChatOperator(task_id="z", chat_ids=[1], snoozed_until="next week")
+
+
+@pytest.mark.parametrize("cls", [SetChatStatusOperator, AssignChatOperator, SnoozeChatOperator])
+def test_every_write_operator_takes_the_shared_parameters(cls):
+    asked = {SetChatStatusOperator: {"status": "closed"}, AssignChatOperator: {"assignee": 1}}.get(
+        cls, {"snoozed_until": 1_764_000_000}
+    )
+    op = cls(
+        task_id="w",
+        chat_ids=[1],
+        xcom_task_ids="find",
+        on_missing="skip",
+        skip_unchanged=False,
+        resume=False,
+        max_in_flight=8,
+        hook_params={"retry_backoff": 0.5, "rate_limit_wait": 30.0},
+        **asked,
+    )
+    assert (op.hook.retry_backoff, op.hook.rate_limit_wait) == (0.5, 30.0)
+    assert {"chat_ids", "xcom_task_ids", "xcom_key"} <= set(cls.template_fields)
+    with pytest.raises(HelpCrunchConfigError, match="skip_unchanged must be True or False"):
+        cls(task_id="w", chat_ids=[1], skip_unchanged="false", **asked)

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 import pendulum
 import pytest
 
+from airflow_provider_helpcrunch.client.filters import normalize_filters
 from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
-from airflow_provider_helpcrunch.filters import normalize_filters
 
 
 class TestFilters:

@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 import pendulum
 import pytest
 
-from airflow_provider_helpcrunch.chat_values import (
+from airflow_provider_helpcrunch.client.changes import (
     canonical_status,
-    check_id,
     check_snooze,
     check_status,
     shows_reference,
@@ -49,17 +48,6 @@ def test_a_chat_shows_its_status_in_any_spelling():
     assert not shows_status({"status": "opened"}, "on hold")
     assert not shows_status({}, "closed")
     assert canonical_status("empty") is None  # a status HelpCrunch shows, never one to set
-
-
-@pytest.mark.parametrize(("given", "expected"), [(7, 7), ("7", 7), (" 12 ", 12)])
-def test_ids_from_ints_and_rendered_templates(given, expected):
-    assert check_id(given, "assignee") == expected
-
-
-@pytest.mark.parametrize("bad", [0, -1, True, "seven", "7.5", 7.0, None, 2**63, "²"])
-def test_bad_ids_are_refused_by_name(bad):
-    with pytest.raises(HelpCrunchConfigError, match="department must be a positive integer ID"):
-        check_id(bad, "department")
 
 
 class TestReferences:

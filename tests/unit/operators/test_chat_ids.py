@@ -4,8 +4,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from airflow_provider_helpcrunch.chat_ids import InvalidChatIdsError, normalize_chat_ids
 from airflow_provider_helpcrunch.exceptions import HelpCrunchError
+from airflow_provider_helpcrunch.operators.chat_ids import InvalidChatIdsError, normalize_chat_ids
 
 
 class LazySequence(Sequence):
@@ -176,7 +176,7 @@ def nested(depth: int, leaf=7):
 
 
 def test_nesting_up_to_the_limit_is_accepted():
-    from airflow_provider_helpcrunch.chat_ids import MAX_NESTING
+    from airflow_provider_helpcrunch.operators.chat_ids import MAX_NESTING
 
     assert normalize_chat_ids(nested(MAX_NESTING)).ids == [7]
     assert normalize_chat_ids(nested_json(MAX_NESTING)).ids == [7]

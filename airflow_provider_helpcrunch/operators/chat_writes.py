@@ -1,9 +1,9 @@
 """
 The engine of every per-chat write (marking read, status, assignee, department, snooze): one chat at a
-time through the hook's pacer, in input order, ``max_in_flight`` under way, nothing sent after a stop,
+time through the client's pacer, in input order, ``max_in_flight`` under way, nothing sent after a stop,
 chats already as wanted skipped, a retry resumed from the task state store, progress lines, and one
-account of what was done. An operator plugs in a :class:`ChatWrite`: how to write one chat, and whether a
-chat dict from the input is already as wanted.
+account of what was done. An operator plugs in a :class:`ChatWrite`: the changes each chat gets, checked
+once, and the words its log lines use.
 """
 
 from __future__ import annotations
@@ -13,23 +13,25 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from airflow_provider_helpcrunch.chat_ids import normalize_chat_ids
-from airflow_provider_helpcrunch.client import RATE_LIMITED_ADVICE
+from airflow_provider_helpcrunch.client.rate_limit import rate_per_minute
+from airflow_provider_helpcrunch.client.sending import RATE_LIMITED_ADVICE
 from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchCancelledError,
     HelpCrunchError,
     HelpCrunchNotFoundError,
 )
-from airflow_provider_helpcrunch.progress import DONE, MISSING, SKIPPED, ChatProgress
-from airflow_provider_helpcrunch.rate_limit import rate_per_minute
+from airflow_provider_helpcrunch.operators.chat_ids import normalize_chat_ids
+from airflow_provider_helpcrunch.operators.task_state import DONE, MISSING, SKIPPED, ChatProgress
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
+    from contextlib import AbstractContextManager
 
-    from airflow_provider_helpcrunch.client import RequestStats
-    from airflow_provider_helpcrunch.progress import StateStore
+    from airflow_provider_helpcrunch.client.changes import ChatChange
+    from airflow_provider_helpcrunch.client.sending import RequestStats
+    from airflow_provider_helpcrunch.operators.task_state import StateStore
 
 ON_MISSING_CHOICES = ("fail", "skip")
 
@@ -39,11 +41,27 @@ _MAX_IDS_IN_MESSAGE = 50
 
 
 class Pacer(Protocol):
-    """What the engine needs of the hook's pacer: places in its queue, in input order."""
+    """What the engine needs of the client's pacer: places in its queue, in input order."""
 
     def take_ticket(self) -> int: ...
 
     def abandon(self, ticket: int) -> None: ...
+
+
+class ChatClient(Protocol):
+    """What the engine needs of :class:`~airflow_provider_helpcrunch.client.HelpCrunchClient`."""
+
+    @property
+    def rate_limiter(self) -> Pacer: ...
+
+    @property
+    def stats(self) -> RequestStats: ...
+
+    def placed(
+        self, *, ticket: int | None = None, cancel: threading.Event | None = None
+    ) -> AbstractContextManager[None]: ...
+
+    def apply(self, chat_id: int, change: ChatChange) -> object: ...
 
 
 class EngineLog(Protocol):
@@ -56,34 +74,44 @@ class EngineLog(Protocol):
     def error(self, msg: Any, /, *args: Any, **kwargs: Any) -> Any: ...
 
 
-@dataclass(frozen=True)
-class ChatWrite:
+class Words(NamedTuple):
     """
-    One kind of per-chat write, in the words its log lines use.
+    How the log lines speak of one kind of write.
 
-    :param name: the kind (``"mark"``, ``"status"``...): the key of its progress record.
-    :param asked: what is asked of every chat (e.g. ``("agent", True)``): identifies the input with the IDs.
     :param verb: ``"mark"``; ``doing``: ``"Marking"``; ``done``: ``"marked"``.
     :param goal: what is done to each chat, after the verb: ``"read by agent"``, ``"to status 'closed'"``.
     :param state: how a chat already as wanted is: ``"read by agent"``, ``"in status 'closed'"``.
     :param short: the same, shorter, for ``"(already ...)"``: ``"read"``, ``"closed"``.
-    :param write: writes one chat, ``write(chat_id, cancel, ticket)``: raises
-        :class:`HelpCrunchNotFoundError` for a chat HelpCrunch does not know,
-        :class:`HelpCrunchCancelledError` when the run stopped before it was sent, any other
-        :class:`HelpCrunchError` to stop the run.
-    :param is_unchanged: whether a chat dict of the input already is as wanted (then it is skipped).
     """
 
-    name: str
-    asked: tuple[Any, ...]
     verb: str
     doing: str
     done: str
     goal: str
     state: str
     short: str
-    write: Callable[[int, threading.Event, int], object]
-    is_unchanged: Callable[[Mapping[str, Any]], bool]
+
+
+@dataclass(frozen=True)
+class ChatWrite:
+    """
+    One kind of per-chat write, its values parsed once.
+
+    :param name: the kind (``"mark"``, ``"status"``...): the key of its progress record.
+    :param asked: the parsed values asked of every chat (e.g. ``{"by": "agent", "read": True}``): the task's
+        output repeats them, and they identify the input with the IDs.
+    :param changes: what each chat gets, in order; a chat is done once HelpCrunch confirmed every one.
+    :param words: how the log lines speak of it.
+    """
+
+    name: str
+    asked: Mapping[str, Any]
+    changes: tuple[ChatChange, ...]
+    words: Words
+
+    def is_unchanged(self, chat: Mapping[str, Any]) -> bool:
+        """Whether a chat dict of the input already shows every change (then it is skipped)."""
+        return all(change.shows(chat) for change in self.changes)
 
 
 @dataclass
@@ -130,7 +158,7 @@ class ChatWriteEngine:
     Run one :class:`ChatWrite` over the chats of an input.
 
     :param write: the kind of write.
-    :param pacer: the hook's pacer (requests leave in the order their tickets were taken).
+    :param client: gives the client that sends the writes (``lambda: hook.client``), when it is needed.
     :param pace: how the hook paces, in words (``hook.pace``).
     :param where: the API base URL, for the log.
     :param log: the operator's logger.
@@ -141,14 +169,13 @@ class ChatWriteEngine:
     :param skip_unchanged: skip chat dicts that already are as wanted.
     :param resume: keep a progress record in the task state store, and resume from it.
     :param clock: a monotonic clock for the progress lines and record writes.
-    :param stats: what the hook's requests cost so far (``hook.client.stats``), for the summary.
     """
 
     def __init__(
         self,
         write: ChatWrite,
         *,
-        pacer: Pacer,
+        client: Callable[[], ChatClient],
         pace: Callable[[], str],
         where: Callable[[], str],
         log: EngineLog,
@@ -158,11 +185,9 @@ class ChatWriteEngine:
         skip_unchanged: bool = True,
         resume: bool = True,
         clock: Callable[[], float] = time.monotonic,
-        stats: Callable[[], RequestStats] | None = None,
     ) -> None:
         self.write = write
-        self._stats = stats
-        self._pacer = pacer
+        self._client = client
         self._pace = pace
         self._where = where
         self.log = log
@@ -192,11 +217,13 @@ class ChatWriteEngine:
         chat_ids = collected.ids
         if collected.received > len(chat_ids):
             self.log.info(
-                "%d duplicate chat ID(s) will be %s once", collected.received - len(chat_ids), write.done
+                "%d duplicate chat ID(s) will be %s once",
+                collected.received - len(chat_ids),
+                write.words.done,
             )
         tally = Tally(chat_ids)
         if not chat_ids:
-            self.log.info("No chat IDs to %s; nothing was sent to HelpCrunch.", write.verb)
+            self.log.info("No chat IDs to %s; nothing was sent to HelpCrunch.", write.words.verb)
             return tally
 
         tally.outcomes.update(dict.fromkeys(collected.unchanged, SKIPPED))
@@ -213,13 +240,15 @@ class ChatWriteEngine:
             tally.outcomes.update(earlier)
         unchanged = sum(1 for outcome in tally.outcomes.values() if outcome == SKIPPED)
         if unchanged:
-            self.log.info("%d chat(s) are %s already (as the input shows): skipped", unchanged, write.state)
+            self.log.info(
+                "%d chat(s) are %s already (as the input shows): skipped", unchanged, write.words.state
+            )
         to_send = [chat_id for chat_id in chat_ids if chat_id not in tally.outcomes]
         self.log.info(
             "%s %d chat(s)%s %s (%s)",
-            write.doing,
+            write.words.doing,
             len(to_send),
-            _then(write.goal),
+            _then(write.words.goal),
             self._pace(),
             self._where(),
         )
@@ -227,30 +256,30 @@ class ChatWriteEngine:
         self._write_all(tally, to_send, started, progress)
         elapsed = self._clock() - started
         done, missing, skipped = tally.done, tally.missing, tally.skipped
-        stats = self._stats() if self._stats is not None else None
+        stats = self._client().stats
         self.log.info(
             "Done: %d of %d chat(s) %s%s, %d skipped (already %s), %d missing; %d sent in %.1f s "
             "(%.1f chats/min; %spaced %s)",
             len(done),
             len(chat_ids),
-            write.done,
-            _then(write.goal),
+            write.words.done,
+            _then(write.words.goal),
             len(skipped),
-            write.short,
+            write.words.short,
             len(missing),
             len(to_send),
             elapsed,
             rate_per_minute(len(to_send), elapsed),
-            f"{stats.describe()}, " if stats is not None else "",
+            f"{stats.describe()}, ",
             self._pace(),
         )
-        if stats is not None and stats.rate_limited:
+        if stats.rate_limited:
             self.log.warning(RATE_LIMITED_ADVICE)
         if missing:
             message = (
                 f"{len(missing)} of {len(chat_ids)} chat(s) were not found in HelpCrunch: "
-                f"{id_list(missing)}; the other {len(done)} were {write.done}{_then(write.goal)}"
-                + (f" ({len(skipped)} were {write.short} already)." if skipped else ".")
+                f"{id_list(missing)}; the other {len(done)} were {write.words.done}{_then(write.words.goal)}"
+                + (f" ({len(skipped)} were {write.words.short} already)." if skipped else ".")
             )
             if self.on_missing == "fail":
                 raise HelpCrunchNotFoundError(message + " Set on_missing='skip' to let this succeed.")
@@ -271,12 +300,15 @@ class ChatWriteEngine:
                     "again, so this is safe)."
                 )
             return None
-        return ChatProgress(store, self.write.name, chat_ids, self.write.asked, self.log)
+        return ChatProgress(store, self.write.name, chat_ids, tuple(self.write.asked.values()), self.log)
 
     def _write_one(self, chat_id: int, ticket: int, stop: threading.Event) -> str | None:
         """Write one chat: its outcome, or ``None`` when the run stopped before it was sent."""
+        client = self._client()
         try:
-            self.write.write(chat_id, stop, ticket)
+            with client.placed(ticket=ticket, cancel=stop):  # the first request takes the chat's place
+                for change in self.write.changes:
+                    client.apply(chat_id, change)
         except HelpCrunchNotFoundError:
             self.log.warning("Chat %d was not found in HelpCrunch", chat_id)
             return MISSING
@@ -286,14 +318,14 @@ class ChatWriteEngine:
             stop.set()  # decided here, before any other request can leave the pacer
             raise
         finally:
-            self._pacer.abandon(ticket)  # a no-op once the ticket was served
+            client.rate_limiter.abandon(ticket)  # a no-op once the ticket was served
         return DONE
 
     def _write_all(
         self, tally: Tally, to_send: list[int], started: float, progress: ChatProgress | None
     ) -> None:
         """
-        Write the chats ``to_send``, at most ``max_in_flight`` at a time, all through the hook's one pacer,
+        Write the chats ``to_send``, at most ``max_in_flight`` at a time, all through the client's one pacer,
         which sends them in input order (each takes its place in the pacer's queue here, in order).
 
         Each chat's outcome goes into the tally (which holds the skipped and earlier ones already), and the
@@ -308,7 +340,7 @@ class ChatWriteEngine:
         tickets: dict[Future[str | None], int] = {}
         queue = iter(to_send)
         stop = threading.Event()
-        pacer = self._pacer
+        pacer = self._client().rate_limiter
         last_report = last_save = started
         pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="helpcrunch-write")
 
@@ -347,7 +379,7 @@ class ChatWriteEngine:
                 "Interrupted by %s: %d chat(s) %s, %d not found, %d not done %s",
                 type(err).__name__,
                 len(tally.done),
-                self.write.done,
+                self.write.words.done,
                 len(tally.missing),
                 len(not_done),
                 id_list(not_done),
@@ -391,7 +423,7 @@ class ChatWriteEngine:
         unchanged = f"{len(skipped)} skipped as unchanged, " if skipped else ""
         message = (
             f"Stopped at chat {chat_id} ({chat_ids.index(chat_id) + 1} of {len(chat_ids)}): "
-            f"{len(tally.done)} chat(s) were {self.write.done} before the stop, {unchanged}"
+            f"{len(tally.done)} chat(s) were {self.write.words.done} before the stop, {unchanged}"
             f"{len(tally.missing)} not found, {len(not_done)} not done {id_list(not_done)}. Cause: {err}"
         )
         self.log.error(message)

@@ -1,18 +1,18 @@
 """
-The HelpCrunch API client: one request paced, retried and turned into a JSON object or a typed error, and
-paging through a list. :class:`~airflow_provider_helpcrunch.hooks.helpcrunch.HelpCrunchHook` builds it from
-the Airflow connection, as Airflow's Slack hook builds a ``WebClient``; it knows nothing of Airflow.
+Sending one request to HelpCrunch: paced, retried, bounded, and turned into a JSON object or a typed error.
+Each attempt is sent by ``send_once`` (``transport``); ``_judge`` decides what its outcome means; ``request``
+paces the attempts and waits between them.
 """
 
 from __future__ import annotations
 
-import enum
 import http.client
-import itertools
 import random
 import sys
 import threading
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,14 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.util.retry import Retry
 
 from airflow_provider_helpcrunch import __version__
+from airflow_provider_helpcrunch.client.rate_limit import wait_for
+from airflow_provider_helpcrunch.client.transport import (
+    Answer,
+    AttemptTimeout,
+    ResponseTooLarge,
+    make_session,
+    send_once,
+)
 from airflow_provider_helpcrunch.exceptions import (
     HelpCrunchAPIError,
     HelpCrunchCancelledError,
@@ -34,22 +42,12 @@ from airflow_provider_helpcrunch.exceptions import (
     error_from_answer,
 )
 from airflow_provider_helpcrunch.outside_text import short_repr
-from airflow_provider_helpcrunch.rate_limit import wait_for
-from airflow_provider_helpcrunch.transport import (
-    Answer,
-    AttemptTimeout,
-    ResponseTooLarge,
-    make_session,
-    send_once,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from airflow_provider_helpcrunch.client.rate_limit import SlidingWindowRateLimiter
     from airflow_provider_helpcrunch.outside_text import Scrubber
-    from airflow_provider_helpcrunch.rate_limit import SlidingWindowRateLimiter
-
-PAGE_SIZE = 100  # HelpCrunch's maximum page
 
 # Transport failures worth another attempt: the PUTs are idempotent, so a request that may have reached
 # HelpCrunch before the connection broke is safe to repeat. A TLS failure is not transient.
@@ -70,13 +68,46 @@ MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 MAX_CONNECTIONS = 32
 
 
-class _Verdict(enum.Enum):
-    """What one attempt's outcome means for the request."""
+@dataclass(frozen=True)
+class Timing:
+    """
+    How a client and its pacer tell time and wait: real time by default; a virtual clock in tests, or a
+    window scaled down against a stand-in.
 
-    DONE = "done"  # the answer is the result
-    WAIT = "wait"  # rate-limited: wait, then try again (counted against rate_limit_wait)
-    RETRY = "retry"  # a transient failure: back off, then try again (counted against max_retries)
-    STOP = "stop"  # an error to raise
+    :param clock: a monotonic clock, for pacing and for ``rate_limit_wait``.
+    :param sleep: how the client waits between attempts (default real time, cut short by a cancel).
+    :param pacer_sleep: how the pacer waits for a slot (default real time, cut short by a cancel).
+    :param window: the length of the account's rate-limit window in seconds (its limit is per minute).
+    """
+
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], object] | None = None
+    pacer_sleep: Callable[[float], object] | None = None
+    window: float = 60.0
+
+
+@dataclass(frozen=True)
+class _Wait:
+    """An attempt's outcome that asks for another: wait ``seconds`` first."""
+
+    seconds: float
+    rate_limited: bool  # a 429 (against rate_limit_wait), else a transient failure (against max_retries)
+
+
+#: what one attempt's outcome means: the answer's body (done), a wait before another attempt, or an error.
+_Verdict = dict[str, Any] | _Wait | HelpCrunchError
+
+
+@dataclass
+class _Place:
+    """Where the requests of a ``with client.placed(...)`` block stand: a place in the pacer's queue (for
+    the first attempt sent) and the event that cancels them."""
+
+    ticket: int | None
+    cancel: threading.Event | None
+
+
+_PLACE: ContextVar[_Place | None] = ContextVar("helpcrunch_place", default=None)
 
 
 @dataclass
@@ -133,10 +164,11 @@ class RequestStats:
             return said
 
 
-class HelpCrunchClient:
+class RequestSender:
     """
-    HelpCrunch's REST API v1 over one ``requests.Session``: every attempt through the pacer, 429s waited out,
-    transient failures retried, answers bounded and judged, the API key scrubbed from every message.
+    Requests to HelpCrunch's REST API v1 over one ``requests.Session``: every attempt through the pacer, 429s
+    waited out, transient failures retried, answers bounded and judged, the API key scrubbed from every
+    message.
 
     :param base_url: the canonical API base URL (``connection.base_url``).
     :param api_key: the bearer token.
@@ -209,161 +241,6 @@ class HelpCrunchClient:
         if session is not None:
             session.close()
 
-    # ------------------------------------------------------------------ paging
-
-    def paginate(
-        self,
-        fetch: Callable[[int, int], Any],
-        max_items: int | None,
-        action: str,
-        keep: Callable[[dict[str, Any]], bool] | None = None,
-        *,
-        kind: str = "chat",
-        list_keys: tuple[str, ...] = ("data",),
-    ) -> Iterator[dict[str, Any]]:
-        """
-        Yield items (chats, messages, customers) page by page, by offset, until a short or empty page (the
-        total alone is not trusted: items come and go while we page). An item seen on an earlier page is not
-        yielded twice; with ``keep``, only the items it keeps are yielded and count toward ``max_items``.
-        Pages are fetched as the items are consumed: stop iterating, and no further page is fetched.
-
-        Offset paging is safe for a list that items only join at the front (a chat's messages, newest
-        first): a shift makes a repeat, never a gap. For a list that items can leave, page by key
-        (:meth:`paginate_by_key`).
-
-        :param kind: what the items are, for messages.
-        :param list_keys: where a page holds its items (the first that is a list).
-        """
-        out = _Yield(max_items, keep)
-        offset = 0
-        while not out.full:
-            limit = PAGE_SIZE if keep is not None else min(PAGE_SIZE, out.wanted)
-            data = self._page_items(fetch(offset, limit), action, offset, kind, list_keys)
-            yield from out.take(data)
-            if len(data) < limit:
-                return
-            offset += len(data)
-
-    def paginate_by_key(
-        self,
-        fetch: Callable[[list[dict[str, Any]], int, int], Any],
-        *,
-        key_field: str,
-        key: Callable[[dict[str, Any]], int],
-        descending: bool,
-        action: str,
-        max_items: int | None = None,
-        keep: Callable[[dict[str, Any]], bool] | None = None,
-        kind: str = "chat",
-    ) -> Iterator[dict[str, Any]]:
-        """
-        Yield the items of a search sorted on an immutable key (a chat's ``createdAt``), paging on the key
-        rather than by offset: each page asks for the items from the last key read on (``>=``, or ``<=``
-        descending) with ``fetch(key_filters, 0, 100)``. An item that leaves the result while we page
-        shifts nothing, so no item that matched all along is missed; items read twice are yielded once.
-
-        A run of equal keys longer than a page (more than 100 chats created in one second) is read by offset
-        within that key (``=``), pass after pass until a pass finds nothing new, then paging goes on past
-        the key.
-
-        :param fetch: sends one page request: the key filters to add to the search's own, offset, limit.
-        :param key_field: the field to filter on, e.g. ``"chats.createdAt"``.
-        :param key: an item's key, as the filter compares it (whole seconds); ``ValueError`` when it has none.
-        :param descending: the sort order the search asks for.
-        """
-        out = _Yield(max_items, keep)
-        bound: int | None = None
-        while not out.full:
-            given = [] if bound is None else [_key_filter(key_field, "<=" if descending else ">=", bound)]
-            data = self._page_items(fetch(given, 0, PAGE_SIZE), action, 0, kind)
-            try:
-                keys = [key(item) for item in data]
-            except ValueError as err:
-                raise HelpCrunchAPIError(
-                    f"HelpCrunch answered {action} with {self._scrub(str(err))}"
-                ) from None
-            self._check_order(keys, bound, descending, action)
-            yield from out.take(data)
-            if len(data) < PAGE_SIZE:
-                return
-            if bound is not None and keys[-1] == bound:  # the whole page is one key: read its run apart
-                yield from self._key_run(fetch, out, key_field, bound, action, kind)
-                bound = bound - 1 if descending else bound + 1
-            else:
-                bound = keys[-1]
-
-    def _key_run(
-        self,
-        fetch: Callable[[list[dict[str, Any]], int, int], Any],
-        out: _Yield,
-        key_field: str,
-        value: int,
-        action: str,
-        kind: str,
-    ) -> Iterator[dict[str, Any]]:
-        """Every item whose key is ``value``, by offset, pass after pass until a pass finds nothing new."""
-        for _ in range(MAX_KEY_RUN_PASSES):
-            before = out.found
-            offset = 0
-            while not out.full:
-                data = self._page_items(
-                    fetch([_key_filter(key_field, "=", value)], offset, PAGE_SIZE), action, offset, kind
-                )
-                yield from out.take(data)
-                if len(data) < PAGE_SIZE:
-                    break
-                offset += len(data)
-            if out.full or out.found == before:
-                return
-        raise HelpCrunchAPIError(
-            f"HelpCrunch answered {action} for {key_field} = {value} with new {kind}s on each of "
-            f"{MAX_KEY_RUN_PASSES} passes (over {PAGE_SIZE} {kind}s share that key and keep changing): "
-            "no complete read of them could be made; try again later"
-        )
-
-    def _check_order(self, keys: list[int], bound: int | None, descending: bool, action: str) -> None:
-        """Paging by key relies on HelpCrunch's sort: a page out of order is its error, not a guess."""
-        known = keys if bound is None else [bound, *keys]
-        steps = list(itertools.pairwise(known))
-        if any((later > earlier) if descending else (later < earlier) for earlier, later in steps):
-            direction = "descending" if descending else "ascending"
-            raise HelpCrunchAPIError(
-                f"HelpCrunch answered {action} with a page not sorted {direction} by the key asked for "
-                f"(keys {short_repr(keys)} after {bound}): it cannot be paged safely"
-            )
-
-    def _page_items(
-        self,
-        body: Any,
-        action: str,
-        offset: int,
-        kind: str = "chat",
-        list_keys: tuple[str, ...] = ("data",),
-    ) -> list[dict[str, Any]]:
-        """A page's items, each checked to be an object with an int ``id``."""
-        data = next((body[key] for key in list_keys if isinstance(body.get(key), list)), None)
-        if data is None:
-            where = " or ".join(repr(key) for key in list_keys)
-            raise HelpCrunchAPIError(
-                f"HelpCrunch answered {action} without a {where} list: {self._scrub.quote(short_repr(body))}"
-            )
-        self.log.debug(
-            "%s offset %d: %d %s(s) of %s",
-            action,
-            offset,
-            len(data),
-            kind,
-            _total(body) or "an unknown total",
-        )
-        for item in data:
-            item_id = item.get("id") if isinstance(item, dict) else None
-            if isinstance(item_id, bool) or not isinstance(item_id, int):
-                raise HelpCrunchAPIError(
-                    f"HelpCrunch answered {action} with an entry that is not a {kind} with an id: "
-                    f"{self._scrub.quote(short_repr(item))}"
-                )
-        return data
-
     # ------------------------------------------------------------------ requests
     # One attempt is sent by ``send_once`` (transport.py); ``_judge`` decides what its outcome means;
     # ``request`` paces the attempts and waits between them.
@@ -378,17 +255,18 @@ class HelpCrunchClient:
         chat_id: int | None = None,
         max_retries: int | None = None,
         rate_limit_wait: float | None = None,
-        cancel: threading.Event | None = None,
-        ticket: int | None = None,
     ) -> dict[str, Any]:
         """
         Send one API request, paced, retried, and turned into a JSON object or a typed error.
 
         429 waits for ``Retry-After`` when given (otherwise backs off and slows the pace) for up to
         ``rate_limit_wait`` seconds from the first 429; 5xx, timeouts and dropped connections back off
-        exponentially with jitter, up to ``max_retries`` times. Every attempt is paced, and no attempt is
-        sent once ``cancel`` is set.
+        exponentially with jitter, up to ``max_retries`` times. Every attempt is paced; inside
+        :meth:`placed`, the first attempt takes the place given there, and none is sent once its ``cancel``
+        is set.
         """
+        place = _PLACE.get()
+        cancel = place.cancel if place is not None else None
         session = self.session
         url = self.base_url + path
         limits = (
@@ -398,9 +276,11 @@ class HelpCrunchClient:
         action = f"{method} {path}"
         attempts = _Attempts()
         while True:
+            ticket = None
+            if place is not None:
+                ticket, place.ticket = place.ticket, None  # the place serves one attempt: the first
             if not self.rate_limiter.acquire(ticket=ticket, cancel=cancel):
                 raise self._cancelled(action, chat_id)
-            ticket = None
             attempts.made += 1
             self.stats.count(sent=1)
             outcome: Answer | Exception
@@ -418,19 +298,34 @@ class HelpCrunchClient:
                 outcome = err
             finally:
                 self.rate_limiter.release()
-            verdict, result = self._judge(outcome, attempts, limits, action, chat_id)
-            if verdict is _Verdict.DONE:
+            verdict = self._judge(outcome, attempts, limits, action, chat_id)
+            if isinstance(verdict, dict):
                 self.rate_limiter.speed_up()
-                return result
-            if verdict is _Verdict.STOP:
-                if isinstance(result, HelpCrunchNotFoundError):
-                    self._confirm_base_url(cancel)
-                raise result
-            if verdict is _Verdict.WAIT:
-                self.stats.count(rate_limited=1, waited=result)
-            wait_for(result, sleep=self._sleep, cancel=cancel)
+                return verdict
+            if isinstance(verdict, HelpCrunchError):
+                if isinstance(verdict, HelpCrunchNotFoundError):
+                    self._confirm_base_url()
+                raise verdict
+            if verdict.rate_limited:
+                self.stats.count(rate_limited=1, waited=verdict.seconds)
+            wait_for(verdict.seconds, sleep=self._sleep, cancel=cancel)
             if cancel is not None and cancel.is_set():
                 raise self._cancelled(action, chat_id)
+
+    @contextmanager
+    def placed(self, *, ticket: int | None = None, cancel: threading.Event | None = None) -> Iterator[None]:
+        """
+        Send the requests of this block (in this thread) from a place in the pacer's queue, under a cancel.
+
+        :param ticket: a place from ``rate_limiter.take_ticket()``, taken by the block's first attempt, so
+            that requests leave in the order their tickets were taken; later attempts queue anew.
+        :param cancel: when set, no further attempt of the block is sent (:class:`HelpCrunchCancelledError`).
+        """
+        token = _PLACE.set(_Place(ticket, cancel))
+        try:
+            yield
+        finally:
+            _PLACE.reset(token)
 
     def _judge(
         self,
@@ -439,11 +334,9 @@ class HelpCrunchClient:
         limits: tuple[int, float],
         action: str,
         chat_id: int | None,
-    ) -> tuple[_Verdict, Any]:
-        """
-        What one attempt's outcome means: ``DONE`` with the body, ``WAIT`` or ``RETRY`` with the seconds
-        to wait first, or ``STOP`` with the error to raise. Logs each wait.
-        """
+    ) -> _Verdict:
+        """What one attempt's outcome means: the body, a wait before another attempt, or the error to raise.
+        Logs each wait."""
         max_retries, rate_limit_wait = limits
         about = about_chat(chat_id)
         if isinstance(outcome, Exception):
@@ -451,10 +344,9 @@ class HelpCrunchClient:
         status = outcome.status
         if 200 <= status < 300:
             self._base_url_answered = True
-            body = self._json_object(outcome, action, chat_id)
-            return (_Verdict.STOP if isinstance(body, HelpCrunchError) else _Verdict.DONE), body
+            return self._json_object(outcome, action, chat_id)
         if 300 <= status < 400:
-            return _Verdict.STOP, self._redirect_error(outcome, action, about, chat_id)
+            return self._redirect_error(outcome, action, about, chat_id)
         if status == 429:
             attempts.throttles += 1
             now = self._clock()
@@ -465,7 +357,7 @@ class HelpCrunchClient:
             # 0 (or a date in the past) would retry at once: back off instead
             delay = retry_after or self._backoff(attempts.throttles)
             if now - attempts.throttled_since + delay > rate_limit_wait:
-                return _Verdict.STOP, self._answer_error(outcome, action, chat_id, attempts.made)
+                return self._answer_error(outcome, action, chat_id, attempts.made)
             if retry_after:
                 self.rate_limiter.pause(retry_after)
             self.log.warning(
@@ -475,11 +367,11 @@ class HelpCrunchClient:
                 delay,
                 self.rate_limiter.rate,
             )
-            return _Verdict.WAIT, delay
+            return _Wait(delay, rate_limited=True)
         if status >= 500:
             attempts.failures += 1
             if attempts.failures > max_retries:
-                return _Verdict.STOP, self._answer_error(outcome, action, chat_id, attempts.made)
+                return self._answer_error(outcome, action, chat_id, attempts.made)
             delay = self._backoff(attempts.failures)
             self.log.warning(
                 "HelpCrunch answered %d to %s%s; retry %d of %d in %.1f s",
@@ -490,8 +382,8 @@ class HelpCrunchClient:
                 max_retries,
                 delay,
             )
-            return _Verdict.RETRY, delay
-        return _Verdict.STOP, self._answer_error(outcome, action, chat_id, attempts.made)
+            return _Wait(delay, rate_limited=False)
+        return self._answer_error(outcome, action, chat_id, attempts.made)
 
     def _judge_failure(
         self,
@@ -501,22 +393,22 @@ class HelpCrunchClient:
         action: str,
         about: str,
         chat_id: int | None,
-    ) -> tuple[_Verdict, Any]:
+    ) -> _Wait | HelpCrunchError:
         """A transport failure: retried when transient, else (or once out of retries) an error."""
         said = f"{type(err).__name__}: {self._scrub.quote(str(err))}"
         if isinstance(err, ResponseTooLarge):
-            return _Verdict.STOP, HelpCrunchAPIError(
+            return HelpCrunchAPIError(
                 f"HelpCrunch's answer to {action}{about} was not read: {said}", chat_id=chat_id
             )
         if isinstance(err, _NOT_RETRYABLE_TRANSPORT_ERRORS) or not isinstance(
             err, _RETRYABLE_TRANSPORT_ERRORS
         ):
-            return _Verdict.STOP, HelpCrunchConnectionError(
+            return HelpCrunchConnectionError(
                 f"Could not send {action}{about} to HelpCrunch: {said}", chat_id=chat_id
             )
         attempts.failures += 1
         if attempts.failures > max_retries:
-            return _Verdict.STOP, HelpCrunchConnectionError(
+            return HelpCrunchConnectionError(
                 f"HelpCrunch did not answer {action}{about} after {attempts.made} attempt(s): {said}",
                 chat_id=chat_id,
             )
@@ -532,9 +424,11 @@ class HelpCrunchClient:
             max_retries,
             delay,
         )
-        return _Verdict.RETRY, delay
+        return _Wait(delay, rate_limited=False)
 
-    def _json_object(self, answer: Answer, action: str, chat_id: int | None) -> Any:
+    def _json_object(
+        self, answer: Answer, action: str, chat_id: int | None
+    ) -> dict[str, Any] | HelpCrunchError:
         """The body of a 2xx, which must be a JSON object; anything else is an :class:`HelpCrunchAPIError`."""
         problem = None
         try:
@@ -594,7 +488,7 @@ class HelpCrunchClient:
             attempts=attempts,
         )
 
-    def _confirm_base_url(self, cancel: threading.Event | None) -> None:
+    def _confirm_base_url(self) -> None:
         """
         Before a 404 counts as a missing chat: has the base URL ever answered? If not, ask it once
         (``GET /chats?limit=1``); a 404 there means the base URL is wrong, not the chat.
@@ -603,7 +497,7 @@ class HelpCrunchClient:
             if self._base_url_answered:
                 return
             try:
-                self.request("GET", "/chats", params={"limit": 1}, cancel=cancel)
+                self.request("GET", "/chats", params={"limit": 1})
             except HelpCrunchError as err:
                 if err.status_code != 404:
                     raise
@@ -626,54 +520,6 @@ class HelpCrunchClient:
 
 
 # ---------------------------------------------------------------------- helpers
-
-#: passes over a run of equal keys longer than a page before paging gives up (each pass found new items).
-MAX_KEY_RUN_PASSES = 10
-
-
-class _Yield:
-    """What a paging has yielded: each item once, those ``keep`` keeps, up to ``max_items``."""
-
-    def __init__(self, max_items: int | None, keep: Callable[[dict[str, Any]], bool] | None) -> None:
-        self.max_items = max_items
-        self.keep = keep
-        self.seen: set[int] = set()
-        self.yielded = 0
-
-    @property
-    def found(self) -> int:
-        return len(self.seen)
-
-    @property
-    def wanted(self) -> int:
-        return PAGE_SIZE if self.max_items is None else self.max_items - self.yielded
-
-    @property
-    def full(self) -> bool:
-        return self.max_items is not None and self.yielded >= self.max_items
-
-    def take(self, data: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        for item in data:
-            if self.full:
-                return
-            if item["id"] in self.seen:
-                continue
-            self.seen.add(item["id"])
-            if self.keep is not None and not self.keep(item):
-                continue
-            self.yielded += 1
-            yield item
-
-
-def _key_filter(field_name: str, operator: str, value: int) -> dict[str, Any]:
-    return {"field": field_name, "operator": operator, "value": value}
-
-
-def _total(body: dict[str, Any]) -> int | None:
-    """The result total, read as ``meta.total`` or as a top-level ``total`` (both are seen)."""
-    meta = body.get("meta")
-    total = meta.get("total") if isinstance(meta, dict) else body.get("total")
-    return total if isinstance(total, int) else None
 
 
 def _retry_after(answer: Answer) -> float | None:

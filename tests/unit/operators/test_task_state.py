@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from airflow_provider_helpcrunch.progress import (
+from airflow_provider_helpcrunch.operators.task_state import (
     DONE,
     MAX_RECORD_BYTES,
     MISSING,

@@ -9,8 +9,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_helpcrunch.client.checks import chat_id_problem, is_ascii_digits
 from airflow_provider_helpcrunch.exceptions import InvalidChatIdsError
-from airflow_provider_helpcrunch.validation import chat_id_problem, is_ascii_digits
 
 if TYPE_CHECKING:
     from collections.abc import Callable

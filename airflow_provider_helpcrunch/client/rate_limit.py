@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_helpcrunch.shared_window import SharedWindow
+    from airflow_provider_helpcrunch.client.shared_window import SharedWindow
 
 _log = logging.getLogger(__name__)
 

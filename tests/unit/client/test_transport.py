@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from airflow_provider_helpcrunch.transport import (
+from airflow_provider_helpcrunch.client.transport import (
     BearerAuth,
     ResponseTooLarge,
     make_session,

@@ -316,3 +316,30 @@ def _setting(spec: ExtraField, argument: Any, extra: dict[str, Any], where: str)
     if spec.minimum is not None and number < spec.minimum:
         raise _config_error(f"{source} must be at least {spec.minimum}, got {short_repr(value)}")
     return number
+
+
+def redis_client(redis_conn_id: str) -> Any:
+    """A client from Airflow's Redis provider, with time bounds on connecting and on every command."""
+    try:
+        from airflow.providers.redis.hooks.redis import RedisHook
+    except ImportError as err:  # the optional extra is not installed
+        raise _config_error(
+            "redis_conn_id is set, but apache-airflow-providers-redis is not installed: "
+            'pip install "airflow-provider-helpcrunch[redis]"'
+        ) from err
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from airflow_provider_helpcrunch.client.shared_window import REDIS_TIMEOUT
+
+    client = RedisHook(redis_conn_id=redis_conn_id).get_conn()
+    # No command may take longer than REDIS_TIMEOUT: redis-py would retry a timed-out command (10 times,
+    # with backoff, in redis 8) before the pacer could fall back; here a failure is final at once.
+    client.connection_pool.connection_kwargs.update(
+        socket_timeout=REDIS_TIMEOUT,
+        socket_connect_timeout=REDIS_TIMEOUT,
+        retry_on_timeout=False,
+        retry_on_error=[],
+    )
+    client.set_retry(Retry(NoBackoff(), 0))
+    return client

@@ -1,14 +1,14 @@
-"""Search filters for ``POST /chats/search``: checked and typed before anything is sent."""
+"""Search filters, sorts and orders: checked and typed before anything is sent."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
 from typing import Any
 
+from airflow_provider_helpcrunch.client.checks import check_id
 from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
-from airflow_provider_helpcrunch.search_fields import FIELD_TYPES, OPERATORS, ORDERS, SORT_FIELDS
-from airflow_provider_helpcrunch.validation import is_ascii_digits
+from airflow_provider_helpcrunch.timestamps import to_timestamp
+from airflow_provider_helpcrunch.vocabulary import COMPARISONS, FIELD_TYPES, OPERATORS, ORDERS, SORT_FIELDS
 
 Filter = Mapping[str, Any] | Sequence[Any]
 
@@ -19,43 +19,6 @@ def field_name(field: Any, where: str = "field", prefix: str = "chats.") -> str:
         raise HelpCrunchConfigError(f"{where} must be a non-empty string, got {field!r}")
     field = field.strip()
     return field if field.startswith(prefix) else f"{prefix}{field}"
-
-
-def to_timestamp(value: Any, where: str) -> int:
-    """UNIX seconds from an int, a numeric string (a rendered template), a datetime or a pendulum object."""
-    if isinstance(value, bool):
-        raise HelpCrunchConfigError(f"{where} must be a timestamp, got {value!r}")
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return int(aware.timestamp())
-    if isinstance(value, date):
-        return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp())
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            number = float(text)
-        except ValueError:
-            pass
-        else:
-            if number.is_integer():
-                return int(number)
-    raise HelpCrunchConfigError(
-        f"{where} must be a UNIX timestamp, a datetime or a pendulum date; got {value!r}"
-    )
-
-
-def _to_int(value: Any, where: str) -> int:
-    if isinstance(value, bool):
-        raise HelpCrunchConfigError(f"{where} must be an integer ID, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and is_ascii_digits(value.strip()):
-        return int(value.strip())
-    raise HelpCrunchConfigError(f"{where} must be an integer ID, got {value!r}")
 
 
 def normalize_filter(entry: Filter, position: int = 0) -> dict[str, Any]:
@@ -87,7 +50,7 @@ def normalize_filter(entry: Filter, position: int = 0) -> dict[str, Any]:
     if kind == "timestamp":
         value = to_timestamp(value, f"{where} ({field}) value")
     elif kind == "int":
-        value = _to_int(value, f"{where} ({field}) value")
+        value = check_id(value, f"{where} ({field}) value", positive=False)
     elif kind == "str" and not isinstance(value, str):
         raise HelpCrunchConfigError(f"{where} ({field}) value must be a string, got {value!r}")
     return {"field": field, "operator": operator, "value": value}
@@ -121,3 +84,10 @@ def check_sort(
     if order is not None and order not in ORDERS:
         raise HelpCrunchConfigError(f"order must be 'asc' or 'desc', got {order!r}")
     return sort, order
+
+
+def check_comparison(comparison: Any) -> str:
+    """How a search combines its filters: ``"AND"`` or ``"OR"``."""
+    if comparison not in COMPARISONS:
+        raise HelpCrunchConfigError(f"comparison must be 'AND' or 'OR', got {comparison!r}")
+    return str(comparison)

@@ -1,21 +1,15 @@
-"""The checks of values users pass (arguments, template results), each written once."""
+"""The checks of values users pass (arguments, template results): numbers, IDs and flags, each once."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
+from airflow_provider_helpcrunch.outside_text import short_repr
+from airflow_provider_helpcrunch.vocabulary import MAX_ID, READ_BY
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-#: who a chat is marked read by: ``PUT /chats/readByAgent`` or ``PUT /chats/readByCustomer``.
-ReadBy = Literal["agent", "customer"]
-READ_BY: tuple[ReadBy, ...] = ("agent", "customer")
-#: the Chat object's field that says whether it is read, by who.
-READ_FIELDS: dict[str, str] = {"agent": "readByAgent", "customer": "readByCustomer"}
-#: HelpCrunch's chat IDs are signed 64-bit integers.
-MAX_CHAT_ID = 2**63 - 1
+    from airflow_provider_helpcrunch.vocabulary import ReadBy
 
 
 def check_int(value: Any, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
@@ -40,17 +34,36 @@ def chat_id_problem(chat_id: int) -> str | None:
     """What is wrong with an integer as a chat ID, or ``None`` when it is one."""
     if chat_id <= 0:
         return "not positive"
-    if chat_id > MAX_CHAT_ID:
+    if chat_id > MAX_ID:
         return "over 2**63 - 1"
     return None
 
 
 def check_chat_id(chat_id: Any) -> int:
-    """One chat ID, as the hook takes it: an int from 1 to 2**63 - 1."""
-    return check_int(chat_id, "chat_id", maximum=MAX_CHAT_ID)
+    """One chat ID, as the client takes it: an int from 1 to 2**63 - 1."""
+    return check_int(chat_id, "chat_id", maximum=MAX_ID)
+
+
+def check_id(value: Any, name: str, *, positive: bool = True) -> int:
+    """
+    An ID (an agent, a department, a customer): an int, or a string of ASCII digits (a rendered template);
+    with ``positive``, from 1 to 2**63 - 1.
+    """
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and is_ascii_digits(value.strip()):
+        number = int(value.strip())
+    if positive and number is not None and not 0 < number <= MAX_ID:
+        number = None
+    if number is None:
+        kind = "a positive integer ID" if positive else "an integer ID"
+        raise HelpCrunchConfigError(f"{name} must be {kind}, got {short_repr(value)}")
+    return number
 
 
 def check_by(by: Any) -> ReadBy:
+    """Who a chat is read by: ``"agent"`` or ``"customer"``."""
     if by not in READ_BY:
         raise HelpCrunchConfigError(f"by must be 'agent' or 'customer', got {by!r}")
     return cast("ReadBy", by)
@@ -69,15 +82,15 @@ def check_bool(value: Any, name: str) -> bool:
 
 
 def check_read(read: Any) -> bool:
+    """``read`` of a marking: ``True`` or ``False``."""
     return check_bool(read, "read")
+
+
+def check_max(value: Any, name: str) -> int | None:
+    """A cap (``max_chats``, ``max_messages``...): a positive int, or ``None`` for no cap."""
+    return None if value is None else check_int(value, name)
 
 
 def check_max_chats(max_chats: Any) -> int | None:
     """``max_chats`` must be a positive int, or ``None`` for no cap."""
-    return None if max_chats is None else check_int(max_chats, "max_chats")
-
-
-def check_unless_template(value: Any, check: Callable[[Any], Any]) -> None:
-    """Check an operator argument now, unless it is a Jinja template: that is checked once rendered."""
-    if not (isinstance(value, str) and "{{" in value):
-        check(value)
+    return check_max(max_chats, "max_chats")
