@@ -65,7 +65,7 @@ class HelpCrunchError(AirflowException):
         return tuple(detail.code for detail in self.errors)
 
     def restated(self, message: str) -> Self:
-        """The same error (same class and details) with another message, e.g. one that adds context."""
+        """Return the same error (same class and details) with another message, e.g. one that adds context."""
         copy = type(self).__new__(type(self))
         copy.__dict__.update(self.__dict__)
         copy.args = (message,)
@@ -74,8 +74,10 @@ class HelpCrunchError(AirflowException):
 
 class HelpCrunchConfigError(HelpCrunchError, ValueError):
     """
-    The Airflow connection or an argument is unusable: raised before anything is sent, or when HelpCrunch's
-    answers show that the connection's API base URL is not HelpCrunch's API.
+    The Airflow connection or an argument is unusable.
+
+    Raised before anything is sent, or when HelpCrunch's answers show that the connection's API base URL is
+    not HelpCrunch's API.
     """
 
 
@@ -148,7 +150,7 @@ def parse_error_details(body: Any) -> tuple[ErrorDetail, ...]:
 
 
 def _text(value: Any) -> str:
-    """A field of an error entry as text: a string as is, anything else as a bounded ``repr``."""
+    """Return a field of an error entry as text: a string as is, anything else as a bounded ``repr``."""
     if isinstance(value, str):
         return value
     return short_repr(value) if value else ""
@@ -158,9 +160,10 @@ def kept_errors(
     details: tuple[ErrorDetail, ...], scrub: Callable[[str], str]
 ) -> tuple[tuple[ErrorDetail, ...], int]:
     """
-    The entries an error keeps, as its message quotes them: the key taken out, each field on one line and
-    cut to :data:`MAX_ENTRY_CHARS`, at most :data:`MAX_KEPT_ENTRIES` in the order HelpCrunch sent them;
-    and how many were left out.
+    Return the entries an error keeps, as its message quotes them.
+
+    The key taken out, each field on one line and cut to :data:`MAX_ENTRY_CHARS`, at most
+    :data:`MAX_KEPT_ENTRIES` in the order HelpCrunch sent them; and how many were left out.
     """
     kept = tuple(
         ErrorDetail(quote(scrub(d.code), MAX_ENTRY_CHARS), quote(scrub(d.message), MAX_ENTRY_CHARS))
@@ -171,8 +174,9 @@ def kept_errors(
 
 def describe_errors(details: tuple[ErrorDetail, ...], scrub: Callable[[str], str]) -> str:
     """
-    HelpCrunch's error entries in words, specific ones first (a generic ``invalid_request`` usually leads):
-    at most :data:`MAX_QUOTED_ENTRIES` of them, each cut to :data:`MAX_ENTRY_CHARS`, saying how many more.
+    HelpCrunch's error entries in words, specific ones first (a generic ``invalid_request`` usually leads).
+
+    At most :data:`MAX_QUOTED_ENTRIES` of them, each cut to :data:`MAX_ENTRY_CHARS`, saying how many more.
     """
     specific = [d for d in details if d.code not in _GENERIC_CODES] or list(details)
     said = "; ".join(quote(scrub(str(d)), MAX_ENTRY_CHARS) for d in specific[:MAX_QUOTED_ENTRIES])

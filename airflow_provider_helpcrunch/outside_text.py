@@ -37,7 +37,7 @@ def quote(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
 
 
 def short_repr(value: Any) -> str:
-    """A bounded ``repr`` of any value, however large or deeply nested."""
+    """Return a bounded ``repr`` of any value, however large or deeply nested."""
     try:
         return _repr.repr(value)
     except Exception:  # a foreign object whose __repr__ fails
@@ -45,7 +45,7 @@ def short_repr(value: Any) -> str:
 
 
 def secret_forms(secret: str) -> set[str]:
-    """The secret as it may appear in text: as is, escaped by ``repr`` or JSON, URL-encoded."""
+    """Return the secret as it may appear in text: as is, escaped by ``repr`` or JSON, URL-encoded."""
     if not secret:
         return set()
     forms = {

@@ -1,7 +1,9 @@
 """
-Moments, in one place: HelpCrunch's timestamps (UNIX seconds as an int, a string ``"1603885746"`` or a decimal
-string) read from its answers, and the moments users give (ints, numeric strings, datetimes, pendulum
-objects, ISO 8601 text) checked before anything is sent.
+Moments, in one place.
+
+HelpCrunch's timestamps (UNIX seconds as an int, a string ``"1603885746"`` or a decimal string) read from its
+answers, and the moments users give (ints, numeric strings, datetimes, pendulum objects, ISO 8601 text)
+checked before anything is sent.
 """
 
 from __future__ import annotations
@@ -54,8 +56,11 @@ def timestamp_seconds(value: int | float | str | None) -> float | None:
 
 
 def readable_seconds(value: Any) -> float | None:
-    """Like :func:`timestamp_seconds`, with ``None`` for a value that is no timestamp (for callers that decide
-    what a missing or unreadable one means)."""
+    """
+    Read a timestamp as :func:`timestamp_seconds` does, with ``None`` for a value that is no timestamp.
+
+    For callers that decide what a missing or unreadable one means.
+    """
     try:
         return timestamp_seconds(value)
     except ValueError:
@@ -95,7 +100,7 @@ def to_timestamp(value: Any, where: str) -> int:
 
 
 def to_moment(value: Any, where: str) -> datetime:
-    """An aware datetime from a datetime, a pendulum object, UNIX seconds, a rendered number or ISO text."""
+    """Return an aware datetime from a datetime, a pendulum object, UNIX seconds, a number or ISO text."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, str) and not value.strip().lstrip("-").replace(".", "", 1).isdigit():

@@ -1,6 +1,7 @@
 """
-HelpCrunch's words for chats, as its API documents them: the writes and the fields they change, the statuses,
-who reads a chat, and what a search takes.
+HelpCrunch's words for chats, as its API documents them.
+
+The writes and the fields they change, the statuses, who reads a chat, and what a search takes.
 
 Kept free of imports: the client's checks and the local stand-in (``testing``) both read it, and the stand-in
 may be imported before Airflow is configured.

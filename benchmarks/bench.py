@@ -6,7 +6,8 @@ stand-in saw: achieved rate as a fraction of the limit, 429s drawn, chats lost (
 
 1. this provider at a scaled limit (600/min) and at the real one (120/min);
 2. peers on the same server and N: a plain ``requests`` loop in a task, and
-   ``HttpOperator.partial(...).expand(data=...)``, each written as an Airflow user would;
+   ``HttpOperator.partial(...).expand(data=...)`` (``dags/bench_http_operator.py``), each written as an
+   Airflow user would;
 3. 1 s of latency on every answer: one request at a time against ``max_in_flight``;
 4. four processes sharing one key against one 120/min stand-in;
 5. client CPU per request, the hook against a bare ``requests.Session``;
@@ -18,7 +19,9 @@ stand-in saw: achieved rate as a fraction of the limit, 429s drawn, chats lost (
 10. the export under steady agent writes: chats and messages lost against what the stand-in held
     (``benchmarks/export_under_writes.py``).
 
-Writes ``benchmarks/results/results.md``, ``results.json`` and ``throughput.png``; prints the tables.
+``CASES`` lists them: the full run takes every one, ``--only`` the ones it names. A full run writes
+``benchmarks/results/results.md``, ``results.json`` and ``throughput.png``; ``--only`` writes
+``<names>.md`` (and ``<names>.png`` for throughput cases); both print the tables.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
-import textwrap
 import time
 import tracemalloc
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_helpcrunch.client.rate_limit import rate_per_minute
 from airflow_provider_helpcrunch.testing import HelpCrunchStandIn
@@ -40,12 +44,14 @@ from airflow_provider_helpcrunch.testing.airflow_home import load_dagbag, use_ai
 from benchmarks import export_under_writes
 from scripts.output_capture import output_to
 
+if TYPE_CHECKING:
+    import contextlib
+    from collections.abc import Callable
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 AIRFLOW_HOME = RESULTS / "airflow"
-RESULTS.mkdir(parents=True, exist_ok=True)
-use_airflow_home(AIRFLOW_HOME)
-
+DAGS = REPO / "benchmarks" / "dags"
 LOG = RESULTS / "bench.log"
 
 
@@ -63,14 +69,14 @@ class Row:
     timeline: list[tuple[float, int]] = field(default_factory=list, repr=False)  # (seconds, status)
 
 
-_BEGAN = time.perf_counter()
+_BEGAN = [0.0]  # when main() began
 
 
 def step(message: str) -> None:
-    print(f"==> [{time.perf_counter() - _BEGAN:5.0f} s] {message}", flush=True)
+    print(f"==> [{time.perf_counter() - _BEGAN[0]:5.0f} s] {message}", flush=True)
 
 
-def quiet():
+def quiet() -> contextlib.AbstractContextManager[None]:
     """Task and hook logs go to benchmarks/results/bench.log, not to the table."""
     return output_to(LOG, "a")
 
@@ -82,6 +88,13 @@ def fresh_standin(chats: int, limit: int, latency: float = 0.0) -> tuple[HelpCru
     return standin, ids
 
 
+def dag_in_home(name: str) -> Path:
+    """A DAG of ``benchmarks/dags`` copied into the benchmark's dags folder, where ``dag.test()`` runs it."""
+    target = AIRFLOW_HOME / "dags" / name
+    shutil.copyfile(DAGS / name, target)
+    return target
+
+
 def judge(
     case: str,
     client: str,
@@ -89,9 +102,9 @@ def judge(
     ids: list[int],
     limit: int,
     wall: float,
-    note="",
-    written=lambda chat: chat["readByAgent"],
-):
+    note: str = "",
+    written: Callable[[dict[str, Any]], bool] = lambda chat: chat["readByAgent"],
+) -> Row:
     requests_seen = standin.requests
     ok = [r.time for r in requests_seen if r.status == 200]
     rate = rate_per_minute(len(ok), ok[-1] - ok[0]) / limit if ok else 0.0
@@ -126,7 +139,7 @@ def run_provider(case: str, chats: int, limit: int, *, latency: float = 0.0, max
     return judge(case, f"this provider (max_in_flight={max_in_flight})", standin, ids, limit, wall, note)
 
 
-def timed_execute(op) -> tuple[float, str]:
+def timed_execute(op: Any) -> tuple[float, str]:
     """Run an operator's ``execute()`` with its logs to bench.log: the seconds it took, and how it failed."""
     started = time.perf_counter()
     note = ""
@@ -139,7 +152,7 @@ def timed_execute(op) -> tuple[float, str]:
 
 
 #: case 8: each write operator, what it asks, and how a written chat looks on the stand-in.
-WRITES = {
+WRITES: dict[str, tuple[str, dict[str, Any], Callable[[dict[str, Any]], bool]]] = {
     "SetChatStatusOperator(status='closed')": (
         "SetChatStatusOperator",
         {"status": "closed"},
@@ -195,7 +208,6 @@ EXPORT_START, EXPORT_END = 1_764_000_000, 1_764_086_400
 
 def run_export(chats: int, messages: int, limit: int) -> dict:
     """Case 9: ``chats`` chats changed in a day, ``messages`` messages each written that day, to file://."""
-    import shutil
     import tempfile
 
     from airflow_provider_helpcrunch.transfers.helpcrunch_to_object_storage import (
@@ -299,34 +311,10 @@ def run_requests_loop(case: str, chats: int, limit: int) -> Row:
     return judge(case, "requests loop in a @task", standin, ids, limit, wall, note)
 
 
-HTTP_DAG = textwrap.dedent(
-    """
-    import json
-    import pendulum
-    from airflow.providers.common.compat.sdk import DAG
-    from airflow.providers.http.operators.http import HttpOperator
-
-    START = pendulum.datetime(2026, 1, 1)
-
-    with DAG("bench_http_operator", schedule=None, start_date=START, catchup=False) as dag:
-        HttpOperator.partial(
-            task_id="mark_read",
-            http_conn_id="helpcrunch_http",
-            endpoint="v1/chats/readByAgent",
-            method="PUT",
-            headers={
-                "Authorization": "Bearer {{ conn.helpcrunch_default.password }}",
-                "Content-Type": "application/json",
-            },
-        ).expand(data=[json.dumps({"id": chat_id, "read": True}) for chat_id in CHAT_IDS])
-    """
-)
-
-
 def run_http_operator(case: str, chats: int, limit: int) -> Row:
     standin, ids = fresh_standin(chats, limit)
-    dag_file = AIRFLOW_HOME / "dags" / "bench_http_operator.py"
-    dag_file.write_text(f"CHAT_IDS = {ids!r}\n" + HTTP_DAG)
+    dag_file = dag_in_home("bench_http_operator.py")
+    os.environ["HELPCRUNCH_BENCH_PARAMS"] = json.dumps({"chat_ids": ids})
     os.environ["AIRFLOW_CONN_HELPCRUNCH_HTTP"] = json.dumps(
         {"conn_type": "http", "host": "127.0.0.1", "port": standin.port, "schema": "http"}
     )
@@ -339,20 +327,6 @@ def run_http_operator(case: str, chats: int, limit: int) -> Row:
     standin.stop()
     note = f"{failed} mapped task(s) failed" if failed else "every mapped task succeeded"
     return judge(case, "HttpOperator.partial().expand()", standin, ids, limit, wall, note)
-
-
-SHARED_KEY_WORKER = textwrap.dedent(
-    """
-    import json, sys
-    from airflow_provider_helpcrunch.operators.helpcrunch import MarkChatReadOperator
-    ids = json.loads(sys.argv[1])
-    try:
-        result = MarkChatReadOperator(task_id="mark", chat_ids=ids, progress_interval=1e9).execute({})
-        print(json.dumps({"marked": len(result["marked"])}))
-    except Exception as err:
-        print(json.dumps({"error": f"{type(err).__name__}: {err}"[:300]}))
-    """
-)
 
 
 def run_shared_key(case: str, chats: int, limit: int, workers: int = 4, *, redis: bool = False) -> Row:
@@ -368,7 +342,8 @@ def run_shared_key(case: str, chats: int, limit: int, workers: int = 4, *, redis
     started = time.perf_counter()
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", SHARED_KEY_WORKER, json.dumps(share)],
+            [sys.executable, "-m", "benchmarks.shared_key_worker", json.dumps(share)],
+            cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -410,6 +385,7 @@ def client_cost(requests_count: int = 2000) -> dict[str, float]:
         stderr=subprocess.DEVNULL,
         text=True,
     )
+    assert server.stdout is not None  # a pipe, as asked
     try:
         server.stdout.readline()
         conn = json.loads(server.stdout.readline().split("=", 1)[1].strip().strip("'"))
@@ -517,27 +493,14 @@ def cleanup_steady_state(per_day: int, unread_by: str | None, limit: int) -> dic
     }
 
 
-RESUME_DAG = """
-import pendulum
-from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_helpcrunch.operators.helpcrunch import MarkChatReadOperator
-
-with DAG(dag_id="bench_resume", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
-    MarkChatReadOperator(
-        task_id="mark", chat_ids=CHAT_IDS, resume=RESUME, max_retries=0, requests_per_minute=LIMIT,
-        max_in_flight=1, retries=1, retry_delay=pendulum.duration(seconds=0),
-    )
-"""
-
-
 def resume_after_stop(chats: int, stop_at: int, resume: bool, limit: int) -> dict:
     """A run whose try 1 stops at chat ``stop_at`` on a fault, then is retried, under ``dag.test()``."""
     from airflow_provider_helpcrunch.testing import Fault
 
     standin, ids = fresh_standin(chats, limit)
     standin.inject(Fault(status=500), chat_id=ids[stop_at - 1])
-    dag_file = AIRFLOW_HOME / "dags" / "bench_resume.py"
-    dag_file.write_text(f"CHAT_IDS = {ids!r}\nRESUME = {resume!r}\nLIMIT = {limit}\n" + RESUME_DAG)
+    dag_file = dag_in_home("bench_resume.py")
+    os.environ["HELPCRUNCH_BENCH_PARAMS"] = json.dumps({"chat_ids": ids, "resume": resume, "limit": limit})
     with quiet():
         dag_run = load_dagbag(dag_file).get_dag("bench_resume").test()
     puts = [r for r in standin.requests if r.method == "PUT"]
@@ -612,7 +575,7 @@ def chart(rows: list[Row], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
-def markdown(rows: list[Row], cost: dict[str, float] | None, sizes: list[dict]) -> str:
+def throughput_table(rows: list[Row]) -> str:
     lines = [
         "| case | client | chats | limit/min | wall (s) | rate / limit | 429s | chats lost | note |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
@@ -620,21 +583,24 @@ def markdown(rows: list[Row], cost: dict[str, float] | None, sizes: list[dict]) 
     lines += [
         f"| {r.case} | {r.client} | {r.chats} | {r.limit} | {r.wall_s} | {r.rate:.1%} | {r.throttled} "
         f"| {r.lost} | {r.note} |"
-        for r in rows
+        for r in sorted(rows, key=lambda row: int(row.case.split()[0]))
     ]
-    if cost is None:
-        return "\n".join(lines) + "\n"
-    lines += [
-        "",
+    return "\n".join(lines) + "\n"
+
+
+def cost_table(cost: dict[str, float]) -> str:
+    lines = [
         "| client CPU per PUT | ms |",
         "|---|---:|",
         f"| bare requests.Session | {cost['bare_ms']:.3f} |",
         f"| HelpCrunchHook.mark_chat_read | {cost['hook_ms']:.3f} |",
         f"| ratio | {cost['ratio']:.2f}x |",
-        "",
-        "| chat IDs in | shape | IDs out | seconds | peak MiB |",
-        "|---:|---|---:|---:|---:|",
     ]
+    return "\n".join(lines) + "\n"
+
+
+def scale_table(sizes: list[dict]) -> str:
+    lines = ["| chat IDs in | shape | IDs out | seconds | peak MiB |", "|---:|---|---:|---:|---:|"]
     lines += [
         f"| {s['items']:,} | {s['shape']} | {s['ids']:,} | {s['seconds']:.2f} | {s['peak_mib']:.0f} |"
         for s in sizes
@@ -642,15 +608,133 @@ def markdown(rows: list[Row], cost: dict[str, float] | None, sizes: list[dict]) 
     return "\n".join(lines) + "\n"
 
 
-def shared_key_part(chats: int) -> str:
-    """Case 4 alone: its table, and its chart in shared.png."""
-    rows = [run_shared_key("4 shared key", chats, 120, redis=redis) for redis in (False, True)]
-    chart(rows, RESULTS / "shared.png")
-    return markdown(rows, None, [])
+# ---------------------------------------------------------------------- the cases
+
+
+@dataclass
+class Part:
+    """What a case gives: throughput rows (one table and chart for all such cases), or a table of its own."""
+
+    rows: list[Row] = field(default_factory=list)
+    table: str = ""
+    data: Any = None  # for results.json
+
+
+@dataclass(frozen=True)
+class Case:
+    """One case of the benchmark: its ``--only`` name, its number in the tables, and how it runs."""
+
+    name: str
+    number: int
+    title: str
+    run: Callable[[argparse.Namespace], Part]
+
+
+def _limit(args: argparse.Namespace) -> Part:
+    step(
+        f"1. this provider at 600/min, {args.scaled_chats} chats, then at the real 120/min, {args.real_chats}"
+    )
+    return Part(
+        rows=[
+            run_provider("1 scaled limit", args.scaled_chats, 600),
+            run_provider("1 real limit", args.real_chats, 120),
+        ]
+    )
+
+
+def _peers(args: argparse.Namespace) -> Part:
+    step(f"2. peers at 600/min, {args.scaled_chats} chats: requests loop, then HttpOperator")
+    return Part(
+        rows=[
+            run_requests_loop("2 peers", args.scaled_chats, 600),
+            run_http_operator("2 peers", args.scaled_chats, 600),
+        ]
+    )
+
+
+def _latency(args: argparse.Namespace) -> Part:
+    step(f"3. 1 s latency at 120/min, {args.latency_chats} chats: one at a time, then max_in_flight=4")
+    return Part(
+        rows=[
+            run_provider("3 latency 1 s", args.latency_chats, 120, latency=1.0, max_in_flight=in_flight)
+            for in_flight in (1, 4)
+        ]
+    )
+
+
+def _shared(args: argparse.Namespace) -> Part:
+    step(f"4. four processes on one key at 120/min, {args.shared_chats} chats, alone then through Redis")
+    return Part(
+        rows=[run_shared_key("4 shared key", args.shared_chats, 120, redis=redis) for redis in (False, True)]
+    )
+
+
+def _cost(args: argparse.Namespace) -> Part:
+    step("5. client CPU per request")
+    cost = client_cost()
+    return Part(table=cost_table(cost), data=cost)
+
+
+def _scale(args: argparse.Namespace) -> Part:
+    step("6. normalising 100,000 and 1,000,000 chat IDs")
+    sizes = scale()
+    return Part(table=scale_table(sizes), data=sizes)
+
+
+def _waste(args: argparse.Namespace) -> Part:
+    waste = wasted_requests(args.per_day, args.retry_chats, args.waste_limit)
+    return Part(table=waste_table(waste), data=waste)
+
+
+def _writes(args: argparse.Namespace) -> Part:
+    return Part(rows=every_write(args.write_chats))
+
+
+def _export(args: argparse.Namespace) -> Part:
+    sizes = [int(size) for size in args.export_sizes.split(",")]
+    exported = exports(sizes, args.export_messages, args.export_limit)
+    return Part(table=export_table(exported), data=exported)
+
+
+def _under_writes(args: argparse.Namespace) -> Part:
+    step("10. a 600-chat export while agents close a chat and write a message every 25 requests")
+    under_writes = export_under_writes.rows()
+    return Part(table=export_under_writes.table(under_writes), data=under_writes)
+
+
+#: every case, in the order of the tables; ``--only`` names some of them.
+CASES = [
+    Case("limit", 1, "this provider at a scaled and at the real limit", _limit),
+    Case("peers", 2, "a requests loop and HttpOperator on the same server", _peers),
+    Case("latency", 3, "1 s of latency, one chat at a time against max_in_flight", _latency),
+    Case("shared", 4, "four processes on one key, alone and through Redis", _shared),
+    Case("cost", 5, "client CPU per request", _cost),
+    Case("scale", 6, "normalising chat IDs from XCom", _scale),
+    Case("waste", 7, "requests that change nothing", _waste),
+    Case("writes", 8, "every other chat write at 120/min", _writes),
+    Case("export", 9, "the export: requests and peak memory", _export),
+    Case("under-writes", 10, "the export under agent writes", _under_writes),
+]
+
+
+def report(parts: dict[str, Part], stem: str) -> str:
+    """The tables of ``parts`` in ``RESULTS/<stem>.md`` (and ``.json``), throughput rows charted."""
+    rows = [row for part in parts.values() for row in part.rows]
+    tables = [throughput_table(rows)] if rows else []
+    tables += [part.table for part in parts.values() if part.table]
+    text = "\n".join(tables)
+    (RESULTS / f"{stem}.md").write_text(text)
+    data = {name: part.data for name, part in parts.items() if part.data is not None}
+    data["rows"] = [asdict(r) | {"timeline": None} for r in rows]
+    (RESULTS / f"{stem}.json").write_text(json.dumps(data, indent=1))
+    if rows:
+        chart(rows, RESULTS / ("throughput.png" if stem == "results" else f"{stem}.png"))
+    return text
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    names = [case.name for case in CASES]
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--scaled-chats", type=int, default=1000, help="N at the scaled 600/min limit")
     parser.add_argument("--real-chats", type=int, default=120, help="N at the real 120/min limit")
     parser.add_argument("--latency-chats", type=int, default=60, help="N with 1 s latency")
@@ -664,85 +748,29 @@ def main() -> int:
     parser.add_argument("--export-limit", type=int, default=6_000, help="the scaled limit of case 9")
     parser.add_argument(
         "--only",
-        choices=["waste", "shared", "writes", "export", "under-writes"],
-        help="run only case 7, case 4, case 8, case 9 or case 10",
+        type=lambda text: text.split(","),
+        help=f"run only these cases, comma-separated: {', '.join(names)}",
     )
     args = parser.parse_args()
-    LOG.write_text("")
-    began = time.perf_counter()
+    unknown = sorted(set(args.only or []) - set(names))
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; the cases are {', '.join(names)}")
+    chosen = [case for case in CASES if args.only is None or case.name in args.only]
 
+    _BEGAN[0] = time.perf_counter()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    use_airflow_home(AIRFLOW_HOME)
+    LOG.write_text("")
     step("migrating the benchmark's Airflow DB (for the DAGs run with dag.test())")
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, check=True)
-    export_sizes = [int(size) for size in args.export_sizes.split(",")]
-    if args.only is not None:
-        parts = {
-            "shared": lambda: shared_key_part(args.shared_chats),
-            "waste": lambda: waste_table(wasted_requests(args.per_day, args.retry_chats, args.waste_limit)),
-            "writes": lambda: markdown(every_write(args.write_chats), None, []),
-            "export": lambda: export_table(exports(export_sizes, args.export_messages, args.export_limit)),
-            "under-writes": lambda: export_under_writes.table(export_under_writes.rows()),
-        }
-        table = parts[args.only]()
-        (RESULTS / f"{args.only}.md").write_text(table)
-        print()
-        print(table)
-        print(f"benchmark took {time.perf_counter() - began:.0f} s")
-        return 0
-
-    rows: list[Row] = []
-    step(f"1. this provider at 600/min, {args.scaled_chats} chats")
-    rows.append(run_provider("1 scaled limit", args.scaled_chats, 600))
-    step(f"2. peers at 600/min, {args.scaled_chats} chats: requests loop, then HttpOperator")
-    rows.append(run_requests_loop("2 peers", args.scaled_chats, 600))
-    rows.append(run_http_operator("2 peers", args.scaled_chats, 600))
-    step(f"1. this provider at the real 120/min, {args.real_chats} chats")
-    rows.append(run_provider("1 real limit", args.real_chats, 120))
-    step(f"3. 1 s latency at 120/min, {args.latency_chats} chats: one at a time, then max_in_flight=4")
-    rows.append(run_provider("3 latency 1 s", args.latency_chats, 120, latency=1.0, max_in_flight=1))
-    rows.append(run_provider("3 latency 1 s", args.latency_chats, 120, latency=1.0, max_in_flight=4))
-    step(f"4. four processes on one key at 120/min, {args.shared_chats} chats")
-    rows.append(run_shared_key("4 shared key", args.shared_chats, 120))
-    step(f"4. the same through one window in Redis, {args.shared_chats} chats")
-    rows.append(run_shared_key("4 shared key", args.shared_chats, 120, redis=True))
-    rows += every_write(args.write_chats)
-    step("5. client CPU per request")
-    cost = client_cost()
-    step("6. normalising 100,000 and 1,000,000 chat IDs")
-    sizes = scale()
-    waste = wasted_requests(args.per_day, args.retry_chats, args.waste_limit)
-    exported = exports(export_sizes, args.export_messages, args.export_limit)
-    step("10. a 600-chat export while agents close a chat and write a message every 25 requests")
-    under_writes = export_under_writes.rows()
+    parts = {case.name: case.run(args) for case in chosen}
     step("report and chart")
-
-    table = (
-        markdown(rows, cost, sizes)
-        + "\n"
-        + waste_table(waste)
-        + "\n"
-        + export_table(exported)
-        + "\n"
-        + export_under_writes.table(under_writes)
-    )
-    (RESULTS / "results.md").write_text(table)
-    (RESULTS / "results.json").write_text(
-        json.dumps(
-            {
-                "rows": [asdict(r) | {"timeline": None} for r in rows],
-                "cost": cost,
-                "scale": sizes,
-                "waste": waste,
-                "export": exported,
-                "export_under_writes": under_writes,
-            },
-            indent=1,
-        )
-    )
-    chart(rows, RESULTS / "throughput.png")
+    stem = "results" if args.only is None else "_".join(case.name for case in chosen)
+    table = report(parts, stem)
     print()
     print(table)
-    print(f"written: {RESULTS.relative_to(REPO)}/results.md, results.json, throughput.png")
-    print(f"benchmark took {time.perf_counter() - began:.0f} s")
+    print(f"written: {RESULTS.relative_to(REPO)}/{stem}.md, {stem}.json")
+    print(f"benchmark took {time.perf_counter() - _BEGAN[0]:.0f} s")
     return 0
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pendulum
 from airflow.providers.common.compat.sdk import DAG, task
@@ -61,7 +62,7 @@ with DAG(
 ):
 
     @task
-    def count_chats(**context) -> int:
+    def count_chats(**context: Any) -> int:
         import gzip
 
         from airflow.providers.common.compat.sdk import ObjectStoragePath

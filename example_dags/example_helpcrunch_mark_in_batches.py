@@ -12,6 +12,8 @@ run at once. Nothing in this DAG has to change for it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pendulum
 from airflow.providers.common.compat.sdk import DAG, Param, task
 
@@ -33,8 +35,9 @@ with DAG(
 ) as dag:
 
     @task
-    def chat_id_batches(params=None) -> list[list[int]]:
+    def chat_id_batches(params: dict[str, Any] | None = None) -> list[list[int]]:
         """Find the chats and split their IDs into batches, one mapped task each."""
+        assert params is not None  # Airflow passes the run's params
         hook = HelpCrunchHook()
         ids = [chat["id"] for chat in hook.search_chats([("status", "=", params["status"])])]
         size = params["batch_size"]

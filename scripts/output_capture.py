@@ -8,11 +8,12 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 
 @contextlib.contextmanager
-def output_to(path: Path, mode: str = "w"):
+def output_to(path: Path, mode: str = "w") -> Iterator[None]:
     """Everything written to stdout or stderr (Airflow 3's structlog included) goes to ``path``."""
     sys.stdout.flush()
     sys.stderr.flush()

@@ -38,6 +38,17 @@ def step(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
+def print_task_lines(log: Path) -> None:
+    """The run's lines that say what the tasks did, and its errors."""
+    for line in log.read_text().splitlines():
+        if line.startswith("airflow_provider_helpcrunch.exceptions."):
+            print("    " + line.removeprefix("airflow_provider_helpcrunch.exceptions."))
+        elif "airflow_provider_helpcrunch" in line and any(
+            word in line for word in ("Found ", "Setting ", "Marking ", "Progress: ", "Done: ", "not found")
+        ):
+            print("    " + line.split("] ", 1)[-1].split(" [airflow", 1)[0].strip())
+
+
 def main() -> int:
     started = time.monotonic()
     shutil.copy(DAG_FILE, DAGS / DAG_FILE.name)
@@ -66,14 +77,7 @@ def main() -> int:
             for task in dag.tasks:
                 task.retries = 0
             dag_run = dag.test(run_conf={"lookback_days": 3650})
-        for line in RUN_LOG.read_text().splitlines():
-            if line.startswith("airflow_provider_helpcrunch.exceptions."):
-                print("    " + line.removeprefix("airflow_provider_helpcrunch.exceptions."))
-            elif "airflow_provider_helpcrunch" in line and any(
-                word in line
-                for word in ("Found ", "Setting ", "Marking ", "Progress: ", "Done: ", "not found")
-            ):
-                print("    " + line.split("] ", 1)[-1].split(" [airflow", 1)[0].strip())
+        print_task_lines(RUN_LOG)
 
         after = standin.chats
         requests_seen = standin.requests

@@ -1,9 +1,10 @@
 """
-HelpCrunch's REST API v1, free of Airflow: :class:`HelpCrunchClient` (the endpoints), the request loop it
-sends through (``sending``), the transport that bounds each attempt, the pacer under the account's limit
-(``rate_limit``, ``shared_window``), the per-chat writes as values (``changes``) and the checks of what
-users pass (``checks``, ``filters``). Its errors are the provider's
-(:mod:`airflow_provider_helpcrunch.exceptions`).
+HelpCrunch's REST API v1, free of Airflow.
+
+:class:`HelpCrunchClient` (the endpoints), the request loop it sends through (``sending``), the transport that
+bounds each attempt, the pacer under the account's limit (``rate_limit``, ``shared_window``), the per-chat
+writes as values (``changes``) and the checks of what users pass (``checks``, ``filters``). Its errors are the
+provider's (:mod:`airflow_provider_helpcrunch.exceptions`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """
-HelpCrunch's per-chat writes as values: each :class:`ChatChange` is checked once, when it is made, and read
-back from a Chat object the same way, whether that chat is HelpCrunch's answer (did the write take?) or an
-input chat dict (is it already as wanted, so that it can be skipped?).
+HelpCrunch's per-chat writes as values.
+
+Each :class:`ChatChange` is checked once, when it is made, and read back from a Chat object the same way,
+whether that chat is HelpCrunch's answer (did the write take?) or an input chat dict (is it already as wanted,
+so that it can be skipped?).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ _NOTHING = object()
 @dataclass(frozen=True)
 class ChatChange:
     """
-    One change to a chat, its value checked: ``PUT path {"id": ..., **values}``, done only when the chat
-    HelpCrunch returns ``shows`` it.
+    One change to a chat, its value checked.
+
+    ``PUT path {"id": ..., **values}``, done only when the chat HelpCrunch returns ``shows`` it.
 
     :param path: the endpoint, e.g. ``"/chats/status"``.
     :param values: the body besides the chat's ``id``.
@@ -96,8 +99,9 @@ def department_change(department: Any) -> ChatChange:
 
 def snooze_change(until: Any) -> ChatChange:
     """
-    Snooze a chat until a moment (sent as a string of UNIX seconds, as HelpCrunch's current page shows
-    it), or unsnooze it (``None``).
+    Snooze a chat until a moment, or unsnooze it (``None``).
+
+    The moment is sent as a string of UNIX seconds, as HelpCrunch's current page shows it.
     """
     seconds = check_snooze(until)
     return ChatChange(
@@ -113,7 +117,7 @@ def snooze_change(until: Any) -> ChatChange:
 
 
 def canonical_status(value: Any) -> str | None:
-    """A status in its current spelling (``"on-hold"``, ``"onhold"`` -> ``"on hold"``), or ``None``."""
+    """Return a status in its current spelling (``"on-hold"``, ``"onhold"`` -> ``"on hold"``), or ``None``."""
     if not isinstance(value, str):
         return None
     text = " ".join(value.strip().lower().split())
@@ -122,7 +126,7 @@ def canonical_status(value: Any) -> str | None:
 
 
 def check_status(value: Any) -> str:
-    """A status to set, in its current spelling; any documented spelling is taken."""
+    """Return a status to set, in its current spelling; any documented spelling is taken."""
     status = canonical_status(value)
     if status is None:
         raise HelpCrunchConfigError(
@@ -134,8 +138,9 @@ def check_status(value: Any) -> str:
 
 def check_snooze(value: Any) -> int | None:
     """
-    When a snooze ends, in UNIX seconds: an int, a numeric string (a rendered template), a datetime or a
-    pendulum object; ``None`` unsnoozes.
+    When a snooze ends, in UNIX seconds.
+
+    An int, a numeric string (a rendered template), a datetime or a pendulum object; ``None`` unsnoozes.
     """
     if value is None:
         return None
@@ -155,8 +160,9 @@ def shows_status(chat: Mapping[str, Any], status: str) -> bool:
 
 def shows_reference(chat: Mapping[str, Any], field: str, wanted: int | None) -> bool:
     """
-    Whether the chat's ``assignee`` or ``department`` is ``wanted`` (an ID, or ``None`` for none): the field
-    is an object with an ``id`` (or a bare ID), or ``null``. A chat without the field does not say.
+    Whether the chat's ``assignee`` or ``department`` is ``wanted`` (an ID, or ``None`` for none).
+
+    The field is an object with an ``id`` (or a bare ID), or ``null``. A chat without the field does not say.
     """
     if field not in chat:
         return False
@@ -183,5 +189,5 @@ def shows_snooze(chat: Mapping[str, Any], until: int | None) -> bool:
 
 
 def shown(chat: Mapping[str, Any], field: str) -> str:
-    """A chat's field for a message: its bounded ``repr``, or that the chat has none."""
+    """Return a chat's field for a message: its bounded ``repr``, or that the chat has none."""
     return f"{field}={short_repr(chat[field])}" if field in chat else f"no {field!r} field"

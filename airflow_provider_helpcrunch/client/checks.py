@@ -31,7 +31,7 @@ def is_ascii_digits(text: str) -> bool:
 
 
 def chat_id_problem(chat_id: int) -> str | None:
-    """What is wrong with an integer as a chat ID, or ``None`` when it is one."""
+    """Return what is wrong with an integer as a chat ID, or ``None`` when it is one."""
     if chat_id <= 0:
         return "not positive"
     if chat_id > MAX_ID:
@@ -46,8 +46,9 @@ def check_chat_id(chat_id: Any) -> int:
 
 def check_id(value: Any, name: str, *, positive: bool = True) -> int:
     """
-    An ID (an agent, a department, a customer): an int, or a string of ASCII digits (a rendered template);
-    with ``positive``, from 1 to 2**63 - 1.
+    Return an ID (an agent, a department, a customer).
+
+    An int, or a string of ASCII digits (a rendered template); with ``positive``, from 1 to 2**63 - 1.
     """
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -87,7 +88,7 @@ def check_read(read: Any) -> bool:
 
 
 def check_max(value: Any, name: str) -> int | None:
-    """A cap (``max_chats``, ``max_messages``...): a positive int, or ``None`` for no cap."""
+    """Return a cap (``max_chats``, ``max_messages``...): a positive int, or ``None`` for no cap."""
     return None if value is None else check_int(value, name)
 
 

@@ -1,6 +1,8 @@
 """
-:class:`HelpCrunchClient`: HelpCrunch's endpoints (the per-chat writes, chats, search, messages, customers),
-each request sent by :class:`~airflow_provider_helpcrunch.client.sending.RequestSender`.
+:class:`HelpCrunchClient`.
+
+HelpCrunch's endpoints (the per-chat writes, chats, search, messages, customers), each request sent by
+:class:`~airflow_provider_helpcrunch.client.sending.RequestSender`.
 """
 
 from __future__ import annotations
@@ -49,9 +51,11 @@ if TYPE_CHECKING:
 
 class HelpCrunchClient(RequestSender, Paging):
     """
-    HelpCrunch's REST API v1: every request paced, retried and judged (see :class:`RequestSender` for the
-    arguments). :class:`~airflow_provider_helpcrunch.hooks.helpcrunch.HelpCrunchHook` builds it from the
-    Airflow connection, as Airflow's Slack hook builds a ``WebClient``; it knows nothing of Airflow.
+    HelpCrunch's REST API v1.
+
+    Every request paced, retried and judged (see :class:`RequestSender` for the arguments).
+    :class:`~airflow_provider_helpcrunch.hooks.helpcrunch.HelpCrunchHook` builds it from the Airflow
+    connection, as Airflow's Slack hook builds a ``WebClient``; it knows nothing of Airflow.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -63,10 +67,12 @@ class HelpCrunchClient(RequestSender, Paging):
 
     def apply(self, chat_id: int, change: ChatChange) -> dict[str, Any]:
         """
-        ``PUT change.path {"id": chat_id, **change.values}``, counted as done only if HelpCrunch's 200 returns
-        this chat and the chat shows the change. ``"on hold"`` is sent as HelpCrunch's current page spells
-        it; if HelpCrunch refuses that as ``invalid_chat_value``, the older ``"on-hold"`` is tried once, and
-        this client keeps to whichever HelpCrunch took.
+        Send one change to a chat: ``PUT change.path {"id": chat_id, **change.values}``.
+
+        It is counted as done only if HelpCrunch's 200 returns this chat and the chat shows the change. ``"on
+        hold"`` is sent as HelpCrunch's current page spells it; if HelpCrunch refuses that as
+        ``invalid_chat_value``, the older ``"on-hold"`` is tried once, and this client keeps to whichever
+        HelpCrunch took.
 
         :return: the Chat object HelpCrunch returns.
         :raises HelpCrunchNotFoundError: no chat has this ID.
@@ -167,8 +173,9 @@ class HelpCrunchClient(RequestSender, Paging):
         unread_by: ReadBy | None = None,
     ) -> Iterator[dict[str, Any]]:
         """
-        Chats matching ``filters`` (``POST /chats/search``), as a generator of Chat dicts, paged on their
-        ``createdAt`` (see :meth:`HelpCrunchHook.search_chats`).
+        Yield the chats matching ``filters`` (``POST /chats/search``).
+
+        Paged on their ``createdAt`` (see :meth:`HelpCrunchHook.search_chats`).
         """
         checked = normalize_filters(filters)
         check_comparison(comparison)
@@ -209,7 +216,7 @@ class HelpCrunchClient(RequestSender, Paging):
     def list_chat_messages(
         self, chat_id: int, *, max_messages: int | None = None
     ) -> Iterator[dict[str, Any]]:
-        """The messages of one chat, newest first (``GET /chats/{id}/messages``), page by page."""
+        """Return the messages of one chat, newest first (``GET /chats/{id}/messages``), page by page."""
         check_chat_id(chat_id)
         check_max(max_messages, "max_messages")
         path = f"/chats/{chat_id}/messages"
@@ -246,7 +253,7 @@ class HelpCrunchClient(RequestSender, Paging):
 
 def created_key(chat: dict[str, Any]) -> int:
     """
-    A chat's ``createdAt`` in whole seconds: the key searches page on (it never changes).
+    Return a chat's ``createdAt`` in whole seconds: the key searches page on (it never changes).
 
     :raises ValueError: a chat without a readable one (the client makes it HelpCrunch's error).
     """
@@ -261,8 +268,10 @@ def created_key(chat: dict[str, Any]) -> int:
 
 def unread_filter(unread_by: ReadBy | None) -> Callable[[dict[str, Any]], bool] | None:
     """
-    What ``unread_by`` keeps: the chats not read by the agent (or customer) yet. A chat that does not say
-    (no such field, or not a bool) is kept: better marked again than left unread.
+    Return what ``unread_by`` keeps.
+
+    The chats not read by the agent (or customer) yet. A chat that does not say (no such field, or not a bool)
+    is kept: better marked again than left unread.
     """
     if unread_by is None:
         return None
@@ -284,7 +293,7 @@ def _sort_key(sort: str) -> Callable[[dict[str, Any]], tuple[bool, float]]:
 def _sorted_lazily(
     chats: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], Any], descending: bool
 ) -> Iterator[dict[str, Any]]:
-    """The chats in order, read when the first one is asked for (as every search is)."""
+    """Return the chats in order, read when the first one is asked for (as every search is)."""
     yield from sorted(chats, key=key, reverse=descending)
 
 

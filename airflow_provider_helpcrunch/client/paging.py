@@ -1,6 +1,8 @@
 """
-Paging through HelpCrunch's lists: by offset for a list that items only join at the front, by key for a
-search that items can leave while it is read.
+Paging through HelpCrunch's lists.
+
+By offset for a list that items only join at the front, by key for a search that items can leave while it is
+read.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ if TYPE_CHECKING:
 
 class Paging:
     """
-    The paging of :class:`~airflow_provider_helpcrunch.client.HelpCrunchClient`: each page is fetched by a
-    function the caller gives (one request), and checked here.
+    The paging of :class:`~airflow_provider_helpcrunch.client.HelpCrunchClient`.
+
+    Each page is fetched by a function the caller gives (one request), and checked here.
     """
 
     _scrub: Scrubber
@@ -38,10 +41,12 @@ class Paging:
         list_keys: tuple[str, ...] = ("data",),
     ) -> Iterator[dict[str, Any]]:
         """
-        Yield items (chats, messages, customers) page by page, by offset, until a short or empty page (the
-        total alone is not trusted: items come and go while we page). An item seen on an earlier page is not
-        yielded twice; with ``keep``, only the items it keeps are yielded and count toward ``max_items``.
-        Pages are fetched as the items are consumed: stop iterating, and no further page is fetched.
+        Yield items (chats, messages, customers) page by page, by offset.
+
+        Paging ends at a short or empty page (the total alone is not trusted: items come and go while we
+        page). An item seen on an earlier page is not yielded twice; with ``keep``, only the items it keeps
+        are yielded and count toward ``max_items``. Pages are fetched as the items are consumed: stop
+        iterating, and no further page is fetched.
 
         Offset paging is safe for a list that items only join at the front (a chat's messages, newest
         first): a shift makes a repeat, never a gap. For a list that items can leave, page by key
@@ -73,8 +78,9 @@ class Paging:
         kind: str = "chat",
     ) -> Iterator[dict[str, Any]]:
         """
-        Yield the items of a search sorted on an immutable key (a chat's ``createdAt``), paging on the key
-        rather than by offset: each page asks for the items from the last key read on (``>=``, or ``<=``
+        Yield the items of a search sorted on an immutable key (a chat's ``createdAt``), paging on the key.
+
+        Not by offset: each page asks for the items from the last key read on (``>=``, or ``<=``
         descending) with ``fetch(key_filters, 0, 100)``. An item that leaves the result while we page
         shifts nothing, so no item that matched all along is missed; items read twice are yielded once.
 
@@ -156,8 +162,10 @@ class Paging:
         kind: str = "chat",
         list_keys: tuple[str, ...] = ("data",),
     ) -> list[dict[str, Any]]:
-        """A page's items, each checked to be an object with an int ``id``."""
-        data = next((body[key] for key in list_keys if isinstance(body.get(key), list)), None)
+        """Return a page's items, each checked to be an object with an int ``id``."""
+        data: list[dict[str, Any]] | None = next(
+            (body[key] for key in list_keys if isinstance(body.get(key), list)), None
+        )
         if data is None:
             where = " or ".join(repr(key) for key in list_keys)
             raise HelpCrunchAPIError(
@@ -226,7 +234,7 @@ def _key_filter(field_name: str, operator: str, value: int) -> dict[str, Any]:
 
 
 def _total(body: dict[str, Any]) -> int | None:
-    """The result total, read as ``meta.total`` or as a top-level ``total`` (both are seen)."""
+    """Return the result total, read as ``meta.total`` or as a top-level ``total`` (both are seen)."""
     meta = body.get("meta")
     total = meta.get("total") if isinstance(meta, dict) else body.get("total")
     return total if isinstance(total, int) else None

@@ -25,8 +25,10 @@ def wait_for(
     seconds: float, *, sleep: Callable[[float], object] | None, cancel: threading.Event | None
 ) -> None:
     """
-    Wait ``seconds``: through ``sleep`` when one is injected (a virtual clock in tests), otherwise in real
-    time, cut short as soon as ``cancel`` is set.
+    Wait ``seconds``.
+
+    Through ``sleep`` when one is injected (a virtual clock in tests), otherwise in real time, cut short as
+    soon as ``cancel`` is set.
     """
     if sleep is not None:
         sleep(seconds)
@@ -120,8 +122,10 @@ class SlidingWindowRateLimiter:
 
     def take_ticket(self) -> int:
         """
-        A place in the queue, for a caller that must keep its order before it calls :meth:`acquire`
-        (e.g. a dispatcher handing work to threads). Pass it to :meth:`acquire`, or give it back with
+        Take a place in the queue.
+
+        For a caller that must keep its order before it calls :meth:`acquire` (e.g. a dispatcher handing work
+        to threads). Pass it to :meth:`acquire`, or give it back with
         :meth:`abandon`: the callers behind it wait for it.
         """
         with self._lock:
@@ -147,8 +151,9 @@ class SlidingWindowRateLimiter:
 
     def acquire(self, *, ticket: int | None = None, cancel: threading.Event | None = None) -> bool:
         """
-        Wait for this caller's turn and a free slot, then count the request as started; pair with
-        :meth:`release`. Callers are served first come, first served (or in ticket order).
+        Wait for this caller's turn and a free slot, then count the request as started.
+
+        Pair with :meth:`release`. Callers are served first come, first served (or in ticket order).
 
         :param ticket: a place taken earlier with :meth:`take_ticket`; by default one is taken now.
         :param cancel: when set, stop waiting: returns ``False`` and no slot is taken.
@@ -254,13 +259,13 @@ class SlidingWindowRateLimiter:
                     self._lose_shared(err)
 
     def slow_down(self) -> None:
-        """The server said 429: cut the pace."""
+        """Return the server said 429: cut the pace."""
         with self._lock:
             floor = self.max_requests * self.min_rate_fraction
             self._rate = max(floor, self._rate * self.decrease_factor)
 
     def speed_up(self) -> None:
-        """A request went through: win back some of the pace lost to 429s."""
+        """Return a request went through: win back some of the pace lost to 429s."""
         if self._rate >= self.max_requests:
             return
         with self._lock:

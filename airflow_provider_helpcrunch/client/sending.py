@@ -1,7 +1,9 @@
 """
-Sending one request to HelpCrunch: paced, retried, bounded, and turned into a JSON object or a typed error.
-Each attempt is sent by ``send_once`` (``transport``); ``_judge`` decides what its outcome means; ``request``
-paces the attempts and waits between them.
+Sending one request to HelpCrunch.
+
+Paced, retried, bounded, and turned into a JSON object or a typed error. Each attempt is sent by ``send_once``
+(``transport``); ``_judge`` decides what its outcome means; ``request`` paces the attempts and waits between
+them.
 """
 
 from __future__ import annotations
@@ -71,8 +73,9 @@ MAX_CONNECTIONS = 32
 @dataclass(frozen=True)
 class Timing:
     """
-    How a client and its pacer tell time and wait: real time by default; a virtual clock in tests, or a
-    window scaled down against a stand-in.
+    How a client and its pacer tell time and wait.
+
+    Real time by default; a virtual clock in tests, or a window scaled down against a stand-in.
 
     :param clock: a monotonic clock, for pacing and for ``rate_limit_wait``.
     :param sleep: how the client waits between attempts (default real time, cut short by a cancel).
@@ -100,8 +103,11 @@ _Verdict = dict[str, Any] | _Wait | HelpCrunchError
 
 @dataclass
 class _Place:
-    """Where the requests of a ``with client.placed(...)`` block stand: a place in the pacer's queue (for
-    the first attempt sent) and the event that cancels them."""
+    """
+    Where the requests of a ``with client.placed(...)`` block stand.
+
+    A place in the pacer's queue (for the first attempt sent) and the event that cancels them.
+    """
 
     ticket: int | None
     cancel: threading.Event | None
@@ -131,8 +137,10 @@ RATE_LIMITED_ADVICE = (
 @dataclass
 class RequestStats:
     """
-    What a client's requests cost so far: attempts sent, 429s met, and the seconds waited on them, for the
-    summary of a task (a run slowed by 429s says so, instead of claiming its pace).
+    What a client's requests cost so far.
+
+    Attempts sent, 429s met, and the seconds waited on them, for the summary of a task (a run slowed by 429s
+    says so, instead of claiming its pace).
     """
 
     sent: int = 0
@@ -166,9 +174,10 @@ class RequestStats:
 
 class RequestSender:
     """
-    Requests to HelpCrunch's REST API v1 over one ``requests.Session``: every attempt through the pacer, 429s
-    waited out, transient failures retried, answers bounded and judged, the API key scrubbed from every
-    message.
+    Requests to HelpCrunch's REST API v1 over one ``requests.Session``.
+
+    Every attempt through the pacer, 429s waited out, transient failures retried, answers bounded and judged,
+    the API key scrubbed from every message.
 
     :param base_url: the canonical API base URL (``connection.base_url``).
     :param api_key: the bearer token.
@@ -223,8 +232,9 @@ class RequestSender:
     @cached_property
     def session(self) -> requests.Session:
         """
-        The ``requests.Session``, made once: the bearer token as its auth (``~/.netrc`` is never used), no
-        redirects, a connection pool.
+        The ``requests.Session``, made once.
+
+        The bearer token as its auth (``~/.netrc`` is never used), no redirects, a connection pool.
         """
         return make_session(
             token=self._api_key,
@@ -335,8 +345,11 @@ class RequestSender:
         action: str,
         chat_id: int | None,
     ) -> _Verdict:
-        """What one attempt's outcome means: the body, a wait before another attempt, or the error to raise.
-        Logs each wait."""
+        """
+        Return what one attempt's outcome means.
+
+        The body, a wait before another attempt, or the error to raise. Logs each wait.
+        """
         max_retries, rate_limit_wait = limits
         about = about_chat(chat_id)
         if isinstance(outcome, Exception):
@@ -348,42 +361,54 @@ class RequestSender:
         if 300 <= status < 400:
             return self._redirect_error(outcome, action, about, chat_id)
         if status == 429:
-            attempts.throttles += 1
-            now = self._clock()
-            if attempts.throttled_since is None:
-                attempts.throttled_since = now
-            self.rate_limiter.slow_down()
-            retry_after = _retry_after(outcome)
-            # 0 (or a date in the past) would retry at once: back off instead
-            delay = retry_after or self._backoff(attempts.throttles)
-            if now - attempts.throttled_since + delay > rate_limit_wait:
-                return self._answer_error(outcome, action, chat_id, attempts.made)
-            if retry_after:
-                self.rate_limiter.pause(retry_after)
-            self.log.warning(
-                "HelpCrunch answered 429 to %s%s; retry in %.1f s (pace now %.0f/min)",
-                action,
-                about,
-                delay,
-                self.rate_limiter.rate,
-            )
-            return _Wait(delay, rate_limited=True)
+            return self._judge_429(outcome, attempts, rate_limit_wait, action, chat_id)
         if status >= 500:
-            attempts.failures += 1
-            if attempts.failures > max_retries:
-                return self._answer_error(outcome, action, chat_id, attempts.made)
-            delay = self._backoff(attempts.failures)
-            self.log.warning(
-                "HelpCrunch answered %d to %s%s; retry %d of %d in %.1f s",
-                status,
-                action,
-                about,
-                attempts.failures,
-                max_retries,
-                delay,
-            )
-            return _Wait(delay, rate_limited=False)
+            return self._judge_5xx(outcome, attempts, max_retries, action, chat_id)
         return self._answer_error(outcome, action, chat_id, attempts.made)
+
+    def _judge_429(
+        self, answer: Answer, attempts: _Attempts, rate_limit_wait: float, action: str, chat_id: int | None
+    ) -> _Wait | HelpCrunchError:
+        """Judge a 429: wait for ``Retry-After`` (else back off) and slow down, within ``rate_limit_wait``."""
+        attempts.throttles += 1
+        now = self._clock()
+        if attempts.throttled_since is None:
+            attempts.throttled_since = now
+        self.rate_limiter.slow_down()
+        retry_after = _retry_after(answer)
+        # 0 (or a date in the past) would retry at once: back off instead
+        delay = retry_after or self._backoff(attempts.throttles)
+        if now - attempts.throttled_since + delay > rate_limit_wait:
+            return self._answer_error(answer, action, chat_id, attempts.made)
+        if retry_after:
+            self.rate_limiter.pause(retry_after)
+        self.log.warning(
+            "HelpCrunch answered 429 to %s%s; retry in %.1f s (pace now %.0f/min)",
+            action,
+            about_chat(chat_id),
+            delay,
+            self.rate_limiter.rate,
+        )
+        return _Wait(delay, rate_limited=True)
+
+    def _judge_5xx(
+        self, answer: Answer, attempts: _Attempts, max_retries: int, action: str, chat_id: int | None
+    ) -> _Wait | HelpCrunchError:
+        """Judge a 5xx: back off and try again, up to ``max_retries`` times."""
+        attempts.failures += 1
+        if attempts.failures > max_retries:
+            return self._answer_error(answer, action, chat_id, attempts.made)
+        delay = self._backoff(attempts.failures)
+        self.log.warning(
+            "HelpCrunch answered %d to %s%s; retry %d of %d in %.1f s",
+            answer.status,
+            action,
+            about_chat(chat_id),
+            attempts.failures,
+            max_retries,
+            delay,
+        )
+        return _Wait(delay, rate_limited=False)
 
     def _judge_failure(
         self,
@@ -394,7 +419,7 @@ class RequestSender:
         about: str,
         chat_id: int | None,
     ) -> _Wait | HelpCrunchError:
-        """A transport failure: retried when transient, else (or once out of retries) an error."""
+        """Return a transport failure: retried when transient, else (or once out of retries) an error."""
         said = f"{type(err).__name__}: {self._scrub.quote(str(err))}"
         if isinstance(err, ResponseTooLarge):
             return HelpCrunchAPIError(
@@ -429,7 +454,11 @@ class RequestSender:
     def _json_object(
         self, answer: Answer, action: str, chat_id: int | None
     ) -> dict[str, Any] | HelpCrunchError:
-        """The body of a 2xx, which must be a JSON object; anything else is an :class:`HelpCrunchAPIError`."""
+        """
+        Return the body of a 2xx, which must be a JSON object.
+
+        Anything else is an :class:`HelpCrunchAPIError`.
+        """
         problem = None
         try:
             body = answer.json()
@@ -490,8 +519,10 @@ class RequestSender:
 
     def _confirm_base_url(self) -> None:
         """
-        Before a 404 counts as a missing chat: has the base URL ever answered? If not, ask it once
-        (``GET /chats?limit=1``); a 404 there means the base URL is wrong, not the chat.
+        Before a 404 counts as a missing chat.
+
+        Has the base URL ever answered? If not, ask it once (``GET /chats?limit=1``); a 404 there means the
+        base URL is wrong, not the chat.
         """
         with self._base_url_check:
             if self._base_url_answered:
@@ -515,7 +546,7 @@ class RequestSender:
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: half fixed, half random, capped at ``retry_backoff_max``."""
-        ceiling = min(self.retry_backoff_max, self.retry_backoff * 2 ** (attempt - 1))
+        ceiling = min(self.retry_backoff_max, self.retry_backoff * 2.0 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
@@ -528,6 +559,6 @@ def _retry_after(answer: Answer) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, Retry().parse_retry_after(value))
+        return max(0.0, float(Retry().parse_retry_after(value)))
     except Exception:
         return None

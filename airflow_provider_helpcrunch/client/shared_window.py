@@ -1,6 +1,7 @@
 """
-One HelpCrunch account's request window shared through Redis by every hook that uses it: on every worker,
-in every task. Kept atomic by two Lua scripts, on Redis's own clock.
+One HelpCrunch account's request window shared through Redis by every hook that uses it.
+
+On every worker, in every task. Kept atomic by two Lua scripts, on Redis's own clock.
 
 A request takes a slot when it starts: a member of a sorted set whose score is when the slot frees. While
 the request is under way the score is a lease (start + the longest an attempt can take + the window), so a
@@ -80,7 +81,11 @@ return 1
 
 
 def account_key(api_key: str, base_url: str) -> str:
-    """The Redis key prefix of one account: a hash of the base URL and the key, never the key itself."""
+    """
+    Return the Redis key prefix of one account.
+
+    A hash of the base URL and the key, never the key itself.
+    """
     digest = hashlib.sha256(f"{base_url}\n{api_key}".encode()).hexdigest()[:32]
     return f"helpcrunch:pacer:{digest}"
 
@@ -127,7 +132,7 @@ class SharedWindow:
         return float(self._acquire(keys=[self._slots, self._next], args=args))
 
     def release(self, token: str) -> None:
-        """The request of ``token`` completed: its slot frees a window from now."""
+        """Return the request of ``token`` completed: its slot frees a window from now."""
         self._release(keys=[self._slots], args=(self._time(), self.window, token))
 
     def pause(self, seconds: float) -> None:

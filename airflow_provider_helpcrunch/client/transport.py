@@ -1,6 +1,8 @@
 """
-One HTTP attempt at HelpCrunch: the bearer token as the request's auth, no redirects, a body of bounded
-size, and a deadline on the whole attempt (a server that trickles bytes cannot hold it past the deadline).
+One HTTP attempt at HelpCrunch.
+
+The bearer token as the request's auth, no redirects, a body of bounded size, and a deadline on the whole
+attempt (a server that trickles bytes cannot hold it past the deadline).
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ class ResponseTooLarge(requests.RequestException):
 
 class BearerAuth(requests.auth.AuthBase):
     """
-    ``Authorization: Bearer <token>`` as the request's auth. Being the session's auth, it also keeps
-    requests from taking credentials out of ``~/.netrc``; proxy settings from the environment still apply.
+    ``Authorization: Bearer <token>`` as the request's auth.
+
+    Being the session's auth, it also keeps requests from taking credentials out of ``~/.netrc``; proxy
+    settings from the environment still apply.
     """
 
     def __init__(self, token: str) -> None:
@@ -66,7 +70,7 @@ class Answer:
         return self.body.decode("utf-8", "replace")
 
     def json(self) -> Any:
-        """The body as JSON; ``ValueError`` when it is not, ``RecursionError`` when nested too deep."""
+        """Return the body as JSON; ``ValueError`` when it is not, ``RecursionError`` when nested too deep."""
         # NaN and Infinity are not JSON (RFC 8259): an answer holding them is not read as if it were
         return json.loads(self.body, parse_constant=_not_json)
 
@@ -230,8 +234,10 @@ class HelpCrunchAdapter(HTTPAdapter):
 
 class _NoRedirectSession(requests.Session):
     """
-    A session that sees no redirect at all. With ``allow_redirects=False`` a plain session still reads a
-    3xx's whole body (unbounded) to prepare the next hop; here the 3xx is simply the answer.
+    A session that sees no redirect at all.
+
+    With ``allow_redirects=False`` a plain session still reads a 3xx's whole body (unbounded) to prepare the
+    next hop; here the 3xx is simply the answer.
     """
 
     def get_redirect_target(self, resp: requests.Response) -> None:
@@ -239,7 +245,7 @@ class _NoRedirectSession(requests.Session):
 
 
 def make_session(*, token: str, headers: Mapping[str, str], pool_size: int) -> requests.Session:
-    """A session with the bearer auth, the given headers and a deadline-aware pool of ``pool_size``."""
+    """Return a session with the bearer auth, the given headers and a deadline-aware pool of ``pool_size``."""
     session = _NoRedirectSession()
     session.auth = BearerAuth(token)
     session.headers.update(headers)

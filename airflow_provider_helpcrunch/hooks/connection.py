@@ -1,6 +1,8 @@
 """
-The ``helpcrunch`` Airflow connection: its fields, how they resolve into the hook's settings, and the
-connection form. ``get_provider_info`` and the hook's form methods are both derived from this one table.
+The ``helpcrunch`` Airflow connection.
+
+Its fields, how they resolve into the hook's settings, and the connection form. ``get_provider_info`` and the
+hook's form methods are both derived from this one table.
 
 Airflow reads ``get_provider_info()`` while it is importing itself, so this module imports nothing of
 Airflow's (not even through the provider's errors) until a setting is resolved.
@@ -11,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from airflow_provider_helpcrunch.outside_text import short_repr
 
@@ -80,7 +82,7 @@ PLACEHOLDERS = {"host": DEFAULT_BASE_URL, "password": "HelpCrunch public API key
 
 
 def provider_info_form() -> dict[str, Any]:
-    """The form as ``get_provider_info()`` declares it (Airflow 3.2 and later read it there)."""
+    """Return the form as ``get_provider_info()`` declares it (Airflow 3.2 and later read it there)."""
     return {
         "ui-field-behaviour": {
             "hidden-fields": HIDDEN_FIELDS,
@@ -105,15 +107,16 @@ def _schema(extra: ExtraField) -> dict[str, Any]:
 
 
 def ui_field_behaviour() -> dict[str, Any]:
-    """The form's standard fields as the hook method declares them (Airflow 2.11 to 3.1)."""
+    """Return the form's standard fields as the hook method declares them (Airflow 2.11 to 3.1)."""
     return {"hidden_fields": HIDDEN_FIELDS, "relabeling": RELABELING, "placeholders": PLACEHOLDERS}
 
 
 def connection_form_widgets() -> dict[str, Any]:
     """
-    The form's extra fields as the hook method declares them (Airflow 2.11 to 3.1). These versions offer no
-    decimal field (only integer, string, password and boolean ones), so a fractional setting such as the
-    timeout is a text field that must hold a number.
+    Return the form's extra fields as the hook method declares them (Airflow 2.11 to 3.1).
+
+    These versions offer no decimal field (only integer, string, password and boolean ones), so a fractional
+    setting such as the timeout is a text field that must hold a number.
     """
     from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
     from flask_babel import lazy_gettext
@@ -147,7 +150,7 @@ def connection_form_widgets() -> dict[str, Any]:
 
 
 def _number_at_least(minimum: int | None) -> Any:
-    """A form validator: the text is a number (fractions allowed) of at least ``minimum``."""
+    """Return a form validator: the text is a number (fractions allowed) of at least ``minimum``."""
     from wtforms.validators import ValidationError
 
     def check(form: Any, field: Any) -> None:
@@ -184,8 +187,10 @@ class HelpCrunchSettings:
 
 def resolve_settings(conn: Connection, conn_id: str, **overrides: Any) -> HelpCrunchSettings:
     """
-    The connection's settings, checked; ``overrides`` (hook arguments, ``None`` for unset) win over the
-    extras. Raises :class:`HelpCrunchConfigError` naming the connection, never quoting the key.
+    Return the connection's settings, checked.
+
+    ``overrides`` (hook arguments, ``None`` for unset) win over the extras. Raises
+    :class:`HelpCrunchConfigError` naming the connection, never quoting the key.
     """
     where = f"Airflow connection {conn_id!r}"
     extra = conn.extra_dejson
@@ -198,7 +203,11 @@ def resolve_settings(conn: Connection, conn_id: str, **overrides: Any) -> HelpCr
 
 
 def api_key(password: str | None, where: str) -> str:
-    """The key, outer whitespace stripped; refused (never quoted) unless printable ASCII without spaces."""
+    """
+    Return the key, outer whitespace stripped.
+
+    Refused (never quoted) unless printable ASCII without spaces.
+    """
     key = (password or "").strip()
     if not key:
         raise _config_error(
@@ -226,12 +235,30 @@ def is_loopback(hostname: str) -> bool:
 DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
+def _port(parts: SplitResult, host: str | None, port: Any, where: str) -> int | None:
+    """Return the port the host names, else the connection's port field, else ``None``; checked."""
+    try:
+        url_port = parts.port
+    except ValueError:
+        raise _config_error(
+            f"{where} has a host with an invalid port ({short_repr(host)}): expected a number from 1 to 65535"
+        ) from None
+    if url_port is not None or not port:
+        return url_port
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= 65535:
+        raise _config_error(
+            f"{where} has an invalid port {short_repr(port)}: expected a number from 1 to 65535"
+        )
+    return port
+
+
 def base_url(host: str | None, port: Any, where: str) -> str:
     """
-    The connection's host as the canonical API base URL: one spelling per account, from which the URLs
-    sent, the log lines and the shared window's Redis key are all derived. The scheme and host name are
-    lower-cased (an international name in its ASCII form), a port the scheme implies is dropped, and so is
-    a trailing slash. Only loopback hosts may use plain http.
+    Return the connection's host as the canonical API base URL.
+
+    One spelling per account, from which the URLs sent, the log lines and the shared window's Redis key are
+    all derived. The scheme and host name are lower-cased (an international name in its ASCII form), a port
+    the scheme implies is dropped, and so is a trailing slash. Only loopback hosts may use plain http.
     """
     raw = (host or "").strip()
     if not raw:
@@ -255,23 +282,12 @@ def base_url(host: str | None, port: Any, where: str) -> str:
         raise _config_error(
             f"{where} has an unusable host {short_repr(host)}: expected a URL such as {DEFAULT_BASE_URL}"
         )
-    try:
-        url_port = parts.port
-    except ValueError:
-        raise _config_error(
-            f"{where} has a host with an invalid port ({short_repr(host)}): expected a number from 1 to 65535"
-        ) from None
     if scheme == "http" and not is_loopback(hostname):
         raise _config_error(
             f"{where} points at http://{hostname}: the API key is sent only over HTTPS. Use https:// "
             "(plain http is allowed for loopback hosts only: localhost, 127.0.0.0/8 and ::1)."
         )
-    if port and url_port is None:
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= 65535:
-            raise _config_error(
-                f"{where} has an invalid port {short_repr(port)}: expected a number from 1 to 65535"
-            )
-        url_port = port
+    url_port = _port(parts, host, port, where)
     netloc = f"[{hostname}]" if ":" in hostname else hostname
     if url_port is not None and url_port != DEFAULT_PORTS[scheme]:
         netloc = f"{netloc}:{url_port}"
@@ -280,7 +296,11 @@ def base_url(host: str | None, port: Any, where: str) -> str:
 
 
 def _ascii_hostname(hostname: str) -> str:
-    """The host name lower-cased, an international one in its ASCII (IDNA) form; empty when unusable."""
+    """
+    Return the host name lower-cased, an international one in its ASCII (IDNA) form.
+
+    Empty when unusable.
+    """
     try:
         return hostname.encode("idna").decode("ascii").lower() if hostname else ""
     except UnicodeError:
@@ -289,8 +309,9 @@ def _ascii_hostname(hostname: str) -> str:
 
 def _setting(spec: ExtraField, argument: Any, extra: dict[str, Any], where: str) -> Any:
     """
-    The hook argument, else the extra (plain or ``extra__helpcrunch__`` prefixed), else the default;
-    checked against the field's minimum.
+    Return the hook argument, else the extra (plain or ``extra__helpcrunch__`` prefixed), else the default.
+
+    Checked against the field's minimum.
     """
     if argument is not None:
         value, source = argument, f"argument {spec.name}"
@@ -319,7 +340,7 @@ def _setting(spec: ExtraField, argument: Any, extra: dict[str, Any], where: str)
 
 
 def redis_client(redis_conn_id: str) -> Any:
-    """A client from Airflow's Redis provider, with time bounds on connecting and on every command."""
+    """Return a client from Airflow's Redis provider, with time bounds on connecting and on every command."""
     try:
         from airflow.providers.redis.hooks.redis import RedisHook
     except ImportError as err:  # the optional extra is not installed

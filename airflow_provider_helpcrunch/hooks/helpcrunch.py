@@ -143,7 +143,7 @@ class HelpCrunchHook(BaseHook):
         )
 
     def _shared_window(self, settings: HelpCrunchSettings) -> SharedWindow | None:
-        """The account's window in Redis, when the connection (or the hook) names a Redis connection."""
+        """Return the account's window in Redis, when the connection (or the hook) names one."""
         if settings.redis_conn_id is None:
             return None
         try:
@@ -205,9 +205,10 @@ class HelpCrunchHook(BaseHook):
 
     def get_conn(self) -> requests.Session:
         """
-        Return the client's ``requests.Session``, made once: the bearer token as its auth (``~/.netrc`` is
-        never used), no redirects, a connection pool. Requests sent through :attr:`client` are also paced,
-        retried, and bounded in time and size.
+        Return the client's ``requests.Session``, made once.
+
+        The bearer token as its auth (``~/.netrc`` is never used), no redirects, a connection pool. Requests
+        sent through :attr:`client` are also paced, retried, and bounded in time and size.
         """
         return self.client.session
 
@@ -266,8 +267,9 @@ class HelpCrunchHook(BaseHook):
 
     def snooze_chat(self, chat_id: int, until: Any) -> dict[str, Any]:
         """
-        Snooze one chat until a moment, or unsnooze it (``PUT /chats/snooze``). HelpCrunch marks a snoozed
-        chat unread at that moment.
+        Snooze one chat until a moment, or unsnooze it (``PUT /chats/snooze``).
+
+        HelpCrunch marks a snoozed chat unread at that moment.
 
         :param chat_id: the HelpCrunch chat ID.
         :param until: UNIX seconds (an int or a numeric string), a datetime or a pendulum object; ``None``
@@ -342,8 +344,9 @@ class HelpCrunchHook(BaseHook):
         self, chat_id: int, *, max_messages: int | None = None
     ) -> Iterator[dict[str, Any]]:
         """
-        The messages of one chat, newest first (``GET /chats/{id}/messages``), page by page, as a generator
-        of Message dicts: stop iterating and no further page is fetched.
+        Yield the messages of one chat, newest first (``GET /chats/{id}/messages``), page by page.
+
+        Stop iterating and no further page is fetched.
 
         :param chat_id: the HelpCrunch chat ID.
         :param max_messages: stop after this many messages.

@@ -113,21 +113,23 @@ class ChatIds:
         elif isinstance(item, str):
             self._add_text(item, position, top_level=False, depth=depth, chat=chat)
         elif isinstance(item, Mapping):
-            done_key = _write_result_key(item)
-            if done_key is not None:  # an upstream write's output: the chats it left as asked
-                self._add_items([item[done_key], item["skipped"]], f"{position}[{done_key!r}]", depth)
-            elif "id" not in item:
-                self._reject(position, item, "dict without 'id'")
-            else:
-                chat_id = item["id"]
-                if isinstance(chat_id, (Mapping, list, tuple)) or chat_id is None:
-                    self._reject(f"{position}['id']", chat_id, "not a chat ID")
-                else:
-                    self._add_item(chat_id, f"{position}['id']", depth, chat=item)
+            self._add_mapping(item, position, depth)
         elif isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
             self._add_items(item, position, depth)
         else:
             self._reject(position, item, f"unsupported type {type(item).__name__}")
+
+    def _add_mapping(self, item: Mapping[str, Any], position: str, depth: int) -> None:
+        """Add a chat dict (its ``id``), or an upstream write's output (the chats it left as asked)."""
+        done_key = _write_result_key(item)
+        if done_key is not None:
+            self._add_items([item[done_key], item["skipped"]], f"{position}[{done_key!r}]", depth)
+        elif "id" not in item:
+            self._reject(position, item, "dict without 'id'")
+        elif isinstance(item["id"], (Mapping, list, tuple)) or item["id"] is None:
+            self._reject(f"{position}['id']", item["id"], "not a chat ID")
+        else:
+            self._add_item(item["id"], f"{position}['id']", depth, chat=item)
 
     def _add_int(
         self, chat_id: int, original: Any, position: str, chat: Mapping[str, Any] | None = None
@@ -174,7 +176,7 @@ _WRITE_RESULT_KEYS = ("marked", "updated")
 
 
 def _write_result_key(item: Mapping[str, Any]) -> str | None:
-    """The key of the chats written, when ``item`` is a write operator's output (and not a chat)."""
+    """Return the key of the chats written, when ``item`` is a write operator's output (and not a chat)."""
     if "id" in item or not isinstance(item.get("skipped"), list) or "requested" not in item:
         return None
     found = [key for key in _WRITE_RESULT_KEYS if isinstance(item.get(key), list)]

@@ -1,9 +1,10 @@
 """
-The engine of every per-chat write (marking read, status, assignee, department, snooze): one chat at a
-time through the client's pacer, in input order, ``max_in_flight`` under way, nothing sent after a stop,
-chats already as wanted skipped, a retry resumed from the task state store, progress lines, and one
-account of what was done. An operator plugs in a :class:`ChatWrite`: the changes each chat gets, checked
-once, and the words its log lines use.
+The engine of every per-chat write (marking read, status, assignee, department, snooze).
+
+One chat at a time through the client's pacer, in input order, ``max_in_flight`` under way, nothing sent after
+a stop, chats already as wanted skipped, a retry resumed from the task state store, progress lines, and one
+account of what was done. An operator plugs in a :class:`ChatWrite`: the changes each chat gets, checked once,
+and the words its log lines use.
 """
 
 from __future__ import annotations
@@ -289,7 +290,7 @@ class ChatWriteEngine:
     def _progress(
         self, store: StateStore | None, chat_ids: list[int], try_number: int
     ) -> ChatProgress | None:
-        """The progress record of this task instance, where Airflow keeps one (3.3 and later)."""
+        """Return the progress record of this task instance, where Airflow keeps one (3.3 and later)."""
         if not self.resume:
             return None
         if store is None:
@@ -325,54 +326,22 @@ class ChatWriteEngine:
         self, tally: Tally, to_send: list[int], started: float, progress: ChatProgress | None
     ) -> None:
         """
-        Write the chats ``to_send``, at most ``max_in_flight`` at a time, all through the client's one pacer,
-        which sends them in input order (each takes its place in the pacer's queue here, in order).
+        Write the chats ``to_send``, at most ``max_in_flight`` at a time, all through the client's one pacer.
+
+        The pacer sends them in input order (each takes its place in its queue here, in order).
 
         Each chat's outcome goes into the tally (which holds the skipped and earlier ones already), and the
         progress record is written every few seconds and once more at the end or at a stop. On an error
         other than a 404 no request leaves after the stop is decided; those already sent finish, and the
         error says what was done and what was not.
         """
-        outcomes = tally.outcomes
-        known = len(outcomes)
-        failure: tuple[int, HelpCrunchError] | None = None
-        pending: dict[Future[str | None], int] = {}
-        tickets: dict[Future[str | None], int] = {}
-        queue = iter(to_send)
-        stop = threading.Event()
-        pacer = self._client().rate_limiter
-        last_report = last_save = started
-        pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="helpcrunch-write")
-
-        def submit(chat_id: int) -> None:
-            ticket = pacer.take_ticket()
-            future = pool.submit(self._write_one, chat_id, ticket, stop)
-            pending[future] = chat_id
-            tickets[future] = ticket
-
+        run = _WriteRun(self, tally, to_send, started, progress)
         try:
-            for chat_id in itertools.islice(queue, self.max_in_flight):
-                submit(chat_id)
-            while pending:
-                finished, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    chat_id = pending.pop(future)
-                    try:
-                        outcome = future.result()
-                    except HelpCrunchError as err:
-                        failure = failure or (chat_id, err)
-                    else:
-                        if outcome is not None:
-                            outcomes[chat_id] = outcome
-                    if failure is None and not stop.is_set() and (following := next(queue, None)) is not None:
-                        submit(following)
-                now = self._clock()
-                if progress is not None and now - last_save >= PROGRESS_SAVE_INTERVAL:
-                    last_save = now
-                    progress.save(outcomes)
-                if now - last_report >= self.progress_interval:
-                    last_report = now
-                    self._log_progress(len(outcomes) - known, len(to_send), len(tally.missing), now - started)
+            run.start()
+            while run.pending:
+                finished, _ = wait(run.pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                run.collect(finished)
+                run.tick()
         except BaseException as err:  # a task timeout, a kill, a bug: still say how far the run got
             not_done = tally.not_done
             self.log.error(
@@ -386,18 +355,16 @@ class ChatWriteEngine:
             )
             raise
         finally:
-            stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            for future, ticket in tickets.items():
-                if future.cancelled():  # never ran: its place in the pacer's queue goes back
-                    pacer.abandon(ticket)
-            if progress is not None:
-                self._save_progress(progress, outcomes)
-        if failure is not None:
-            raise self._stopped(*failure, tally) from failure[1]
+            run.close()
+        if run.failure is not None:
+            raise self._stopped(*run.failure, tally) from run.failure[1]
 
     def _save_progress(self, progress: ChatProgress, outcomes: dict[int, str]) -> None:
-        """The last write, at the end or at a stop: a failure to write it must not hide the task's own."""
+        """
+        Return the last write, at the end or at a stop.
+
+        A failure to write it must not hide the task's own.
+        """
         try:
             progress.save(outcomes)
         except Exception as err:
@@ -417,7 +384,7 @@ class ChatWriteEngine:
         )
 
     def _stopped(self, chat_id: int, err: HelpCrunchError, tally: Tally) -> HelpCrunchError:
-        """The same kind of error, saying what was done before the stop and what was not."""
+        """Return the same kind of error, saying what was done before the stop and what was not."""
         chat_ids = tally.chat_ids
         skipped, not_done = tally.skipped, tally.not_done
         unchanged = f"{len(skipped)} skipped as unchanged, " if skipped else ""
@@ -428,3 +395,83 @@ class ChatWriteEngine:
         )
         self.log.error(message)
         return err.restated(message)
+
+
+class _WriteRun:
+    """
+    One run of :meth:`ChatWriteEngine._write_all`: the chats under way and their places at the pacer.
+
+    Once a write fails (other than a 404) or the run is stopped, no further chat is started.
+    """
+
+    def __init__(
+        self,
+        engine: ChatWriteEngine,
+        tally: Tally,
+        to_send: list[int],
+        started: float,
+        progress: ChatProgress | None,
+    ) -> None:
+        self._engine = engine
+        self._tally = tally
+        self._known = len(tally.outcomes)
+        self._total = len(to_send)
+        self._queue = iter(to_send)
+        self._started = self._last_report = self._last_save = started
+        self._progress = progress
+        self._pacer = engine._client().rate_limiter
+        self._pool = ThreadPoolExecutor(
+            max_workers=engine.max_in_flight, thread_name_prefix="helpcrunch-write"
+        )
+        self.stop = threading.Event()
+        self.pending: dict[Future[str | None], int] = {}
+        self._tickets: dict[Future[str | None], int] = {}
+        self.failure: tuple[int, HelpCrunchError] | None = None
+
+    def start(self) -> None:
+        """Start the first ``max_in_flight`` chats, each with its place in the pacer's queue."""
+        for chat_id in itertools.islice(self._queue, self._engine.max_in_flight):
+            self._submit(chat_id)
+
+    def _submit(self, chat_id: int) -> None:
+        ticket = self._pacer.take_ticket()
+        future = self._pool.submit(self._engine._write_one, chat_id, ticket, self.stop)
+        self.pending[future] = chat_id
+        self._tickets[future] = ticket
+
+    def collect(self, finished: Iterable[Future[str | None]]) -> None:
+        """Take the outcomes of the ``finished`` writes, and start as many chats, unless the run stopped."""
+        for future in finished:
+            chat_id = self.pending.pop(future)
+            try:
+                outcome = future.result()
+            except HelpCrunchError as err:
+                self.failure = self.failure or (chat_id, err)
+            else:
+                if outcome is not None:
+                    self._tally.outcomes[chat_id] = outcome
+            following = None if self.failure or self.stop.is_set() else next(self._queue, None)
+            if following is not None:
+                self._submit(following)
+
+    def tick(self) -> None:
+        """Write the progress record every few seconds, and a progress line every ``progress_interval``."""
+        engine, outcomes = self._engine, self._tally.outcomes
+        now = engine._clock()
+        if self._progress is not None and now - self._last_save >= PROGRESS_SAVE_INTERVAL:
+            self._last_save = now
+            self._progress.save(outcomes)
+        if now - self._last_report >= engine.progress_interval:
+            self._last_report = now
+            done = len(outcomes) - self._known
+            engine._log_progress(done, self._total, len(self._tally.missing), now - self._started)
+
+    def close(self) -> None:
+        """Stop: wait for the writes under way, give back the places never used, and save the progress."""
+        self.stop.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for future, ticket in self._tickets.items():
+            if future.cancelled():  # never ran: its place in the pacer's queue goes back
+                self._pacer.abandon(ticket)
+        if self._progress is not None:
+            self._engine._save_progress(self._progress, self._tally.outcomes)

@@ -102,7 +102,9 @@ class BaseHelpCrunchOperator(BaseOperator):
 
 class BaseChatWriteOperator(BaseHelpCrunchOperator):
     """
-    What every per-chat write operator shares: the chats it takes from XCom, and the engine that writes them
+    What every per-chat write operator shares.
+
+    The chats it takes from XCom, and the engine that writes them
     (:mod:`airflow_provider_helpcrunch.operators.chat_writes`). A subclass says what one chat's write is
     (:meth:`chat_write`) and what it returns (:meth:`result`).
 
@@ -123,6 +125,8 @@ class BaseChatWriteOperator(BaseHelpCrunchOperator):
     """
 
     template_fields: Sequence[str] = ("chat_ids", "xcom_task_ids", "xcom_key")
+    #: the output's key of the chats written
+    done_key = "updated"
 
     def __init__(
         self,
@@ -153,13 +157,13 @@ class BaseChatWriteOperator(BaseHelpCrunchOperator):
         self.resume = resume
 
     def chat_write(self) -> ChatWrite:
-        """The write of each chat, from the rendered arguments (checked here, once, before any request)."""
+        """Make the write of each chat from the rendered arguments (checked once, before any request)."""
         raise NotImplementedError
 
     def result(self, tally: Tally, write: ChatWrite) -> dict[str, Any]:
-        """What the task returns (XCom ``return_value``): the tally's lists, and what was asked."""
+        """Return what the task returns (XCom ``return_value``): the tally's lists, and what was asked."""
         return {
-            "updated": tally.done,
+            self.done_key: tally.done,
             "missing": tally.missing,
             "skipped": tally.skipped,
             **write.asked,
@@ -226,6 +230,7 @@ class MarkChatReadOperator(BaseChatWriteOperator):
     """
 
     template_fields: Sequence[str] = ("chat_ids", "by", "xcom_task_ids", "xcom_key")
+    done_key = "marked"
 
     def __init__(self, *, by: str = "agent", read: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -240,20 +245,12 @@ class MarkChatReadOperator(BaseChatWriteOperator):
         words = Words("mark", "Marking", "marked", f"{state} by {by}", f"{state} by {by}", state)
         return ChatWrite("mark", {"by": by, "read": read}, (read_change(by, read),), words)
 
-    def result(self, tally: Tally, write: ChatWrite) -> dict[str, Any]:
-        return {
-            "marked": tally.done,
-            "missing": tally.missing,
-            "skipped": tally.skipped,
-            **write.asked,
-            "requested": len(tally.chat_ids),
-        }
-
 
 class SetChatStatusOperator(BaseChatWriteOperator):
     """
-    Set the status of HelpCrunch chats (``PUT /chats/status``): close the chats that went quiet, put them on
-    hold, reopen them.
+    Set the status of HelpCrunch chats (``PUT /chats/status``).
+
+    Close the chats that went quiet, put them on hold, reopen them.
 
     Chat dicts that already have the status are skipped (``skip_unchanged``); the rest of the behaviour
     (order, pacing, stops, missing chats, resuming a retry) is that of :class:`MarkChatReadOperator`.
@@ -283,8 +280,9 @@ class SetChatStatusOperator(BaseChatWriteOperator):
 
 class AssignChatOperator(BaseChatWriteOperator):
     """
-    Hand HelpCrunch chats to an agent or a department, or unassign them (``PUT /chats/assignee``,
-    ``PUT /chats/department``).
+    Hand HelpCrunch chats to an agent or a department, or unassign them.
+
+    It sends ``PUT /chats/department`` and ``PUT /chats/assignee``.
 
     Give ``assignee``, ``department``, or both (the department is set first, then the agent), or
     ``unassign=True``. Chat dicts that already show all of it are skipped (``skip_unchanged``). A chat
@@ -347,8 +345,9 @@ class AssignChatOperator(BaseChatWriteOperator):
 
 class SnoozeChatOperator(BaseChatWriteOperator):
     """
-    Snooze HelpCrunch chats until a moment, or unsnooze them (``PUT /chats/snooze``). HelpCrunch marks a
-    snoozed chat unread when its snooze ends.
+    Snooze HelpCrunch chats until a moment, or unsnooze them (``PUT /chats/snooze``).
+
+    HelpCrunch marks a snoozed chat unread when its snooze ends.
 
     Chat dicts already snoozed until that moment are skipped (``skip_unchanged``); the rest of the
     behaviour is that of :class:`MarkChatReadOperator`.

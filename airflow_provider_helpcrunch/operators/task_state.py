@@ -1,8 +1,9 @@
 """
-Records in Airflow's task state store (3.3 and later), so that a retry of the same task instance resumes
-where the earlier try stopped: :class:`TaskStateRecord` (one versioned record per task instance, tied to its
-input by a fingerprint) and, on it, :class:`ChatProgress` (how far a run of per-chat writes got). Clearing the
-task discards the store.
+Records in Airflow's task state store (3.3 and later).
+
+A retry of the same task instance resumes from them where the earlier try stopped: :class:`TaskStateRecord`
+(one versioned record per task instance, tied to its input by a fingerprint) and, on it, :class:`ChatProgress`
+(how far a run of per-chat writes got). Clearing the task discards the store.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Log(Protocol):
 
 
 def fingerprint(chat_ids: Sequence[int], *asked: Any) -> str:
-    """Identifies the input: the chats, in order, and what is asked of them (e.g. ``"agent", True``)."""
+    """Identify the input: the chats, in order, and what is asked of them (e.g. ``"agent", True``)."""
     return _digest([*asked, list(chat_ids)])
 
 
@@ -59,8 +60,10 @@ def _digest(parts: Any) -> str:
 
 class TaskStateRecord:
     """
-    One record of a task instance in the task state store: ``{"format", "fingerprint", <payload_key>}``.
-    A record of another format, or for another input, or not of that shape, is not used (and said so).
+    One record of a task instance in the task state store.
+
+    ``{"format", "fingerprint", <payload_key>}``. A record of another format, or for another input, or not of
+    that shape, is not used (and said so).
 
     :param store: the task state store, or ``None`` where there is none (then nothing is kept).
     :param key: the record's key.
@@ -95,8 +98,9 @@ class TaskStateRecord:
 
     def load(self, read: Callable[[Any], Any | None]) -> Any | None:
         """
-        The payload an earlier try kept, as ``read`` makes it (``read`` gives ``None`` for a payload not of
-        the shape this version writes), or ``None``.
+        Return the payload an earlier try kept, as ``read`` makes it, or ``None``.
+
+        ``read`` gives ``None`` for a payload not of the shape this version writes.
         """
         if self._store is None:
             return None
@@ -119,7 +123,7 @@ class TaskStateRecord:
         return None
 
     def record(self, payload: Any) -> dict[str, Any]:
-        """The record that keeps ``payload``."""
+        """Return the record that keeps ``payload``."""
         return {"format": self._version, "fingerprint": self.fingerprint, self._payload_key: payload}
 
     def save(self, payload: Any) -> None:
@@ -130,10 +134,12 @@ class TaskStateRecord:
 
 class ChatProgress:
     """
-    One compact record per task instance: the input's fingerprint and, position by position in the input,
-    what HelpCrunch confirmed for each chat, as runs (``"m40x1m9.3m2"``: 40 marked, 1 missing, 9 marked, 3
-    with nothing confirmed, 2 marked). Only what HelpCrunch answered is kept: a chat skipped as unchanged
-    is not, so a retry judges it again on its own input.
+    One compact record per task instance.
+
+    The input's fingerprint and, position by position in the input, what HelpCrunch confirmed for each chat,
+    as runs (``"m40x1m9.3m2"``: 40 marked, 1 missing, 9 marked, 3 with nothing confirmed, 2 marked). Only what
+    HelpCrunch answered is kept: a chat skipped as unchanged is not, so a retry judges it again on its own
+    input.
 
     :param store: the task state store.
     :param name: the kind of write (``"mark"``, ``"status"``...): the record's key.
@@ -164,11 +170,11 @@ class ChatProgress:
         self._too_large_said = False
 
     def load(self) -> dict[int, str]:
-        """What earlier tries had confirmed (chat -> ``done`` or ``missing``); empty to start over."""
+        """Return what earlier tries had confirmed (chat -> ``done`` or ``missing``); empty to start over."""
         return self._record.load(self._outcomes) or {}
 
     def _outcomes(self, runs: Any) -> dict[int, str] | None:
-        """The outcomes in a record's runs, or ``None`` unless they are as :meth:`save` writes them."""
+        """Return the outcomes in a record's runs, or ``None`` unless they are as :meth:`save` writes them."""
         if not isinstance(runs, str) or len(runs) > MAX_RECORD_BYTES or not _RUNS.fullmatch(runs):
             return None
         chat_ids = self._chat_ids
@@ -185,8 +191,9 @@ class ChatProgress:
 
     def save(self, outcomes: Mapping[int, str]) -> None:
         """
-        Write the record for ``outcomes`` (every chat with an outcome so far, this try's and earlier ones');
-        only ``done`` and ``missing`` are kept.
+        Write the record for ``outcomes`` (every chat with an outcome so far, this try's and earlier ones').
+
+        Only ``done`` and ``missing`` are kept.
         """
         codes = (_CODES.get(outcomes.get(chat_id, ""), _NOTHING) for chat_id in self._chat_ids)
         runs = [(code, sum(1 for _ in group)) for code, group in itertools.groupby(codes)]

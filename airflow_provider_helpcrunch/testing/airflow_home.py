@@ -1,6 +1,8 @@
 """
-A throwaway Airflow home for tests, demos and benchmarks: a SQLite metadata DB, a dags folder, no example
-DAGs. Set it up before Airflow is imported; this module imports nothing of Airflow's until asked to.
+A throwaway Airflow home for tests, demos and benchmarks.
+
+A SQLite metadata DB, a dags folder, no example DAGs. Set it up before Airflow is imported; this module
+imports nothing of Airflow's until asked to.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def use_airflow_home(home: Path, **settings: str) -> Path:
 
 
 def load_dagbag(folder: str | Path) -> Any:
-    """A ``DagBag`` of ``folder``, from where the running Airflow keeps the class (3.x or 2.x)."""
+    """Return a ``DagBag`` of ``folder``, from where the running Airflow keeps the class (3.x or 2.x)."""
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow 2

@@ -39,7 +39,7 @@ def make_chats(count: int, *, seed: int = 0, first_id: int = 5200, now: int = 1_
 
 
 def _with_last_message(chat: dict[str, Any]) -> dict[str, Any]:
-    """A chat's last-message fields are those of its newest message, as HelpCrunch's are."""
+    """Return a chat's last-message fields are those of its newest message, as HelpCrunch's are."""
     newest = seed_messages(chat)[0]
     chat["lastMessageId"] = newest["id"]
     chat["lastMessageText"] = newest["text"]
@@ -112,7 +112,7 @@ def check_filter(entry: Any) -> tuple[str, str, Any]:
 
 
 def _field_values(chat: dict, field: str) -> list[Any]:
-    """The chat's values for a search field (a list: ``chats.agents`` has several)."""
+    """Return the chat's values for a search field (a list: ``chats.agents`` has several)."""
     name = field.removeprefix("chats.")
     if name in ("assignee", "department", "customer"):
         ref = chat.get(name)
@@ -136,14 +136,16 @@ def _compare(actual: Any, operator: str, expected: Any) -> bool:
         found = str(expected).lower() in str(actual).lower()
         return found if operator == "~" else not found
     try:
-        return {
-            "=": actual == expected,
-            "!=": actual != expected,
-            ">": actual > expected,
-            "<": actual < expected,
-            ">=": actual >= expected,
-            "<=": actual <= expected,
-        }[operator]
+        return bool(
+            {
+                "=": actual == expected,
+                "!=": actual != expected,
+                ">": actual > expected,
+                "<": actual < expected,
+                ">=": actual >= expected,
+                "<=": actual <= expected,
+            }[operator]
+        )
     except TypeError:
         return False
 
@@ -175,8 +177,9 @@ def sort_key(field: str) -> Any:
 
 def seed_messages(chat: dict[str, Any]) -> list[dict[str, Any]]:
     """
-    A chat's messages, newest first, the same for the same chat, from its creation to its last message
-    (at ``lastMessageAt``): every chat has at least that one.
+    Make a chat's messages, newest first, the same for the same chat.
+
+    From its creation to its last message (at ``lastMessageAt``): every chat has at least that one.
     """
     rng = random.Random(chat["id"])
     created = int(timestamp_seconds(chat.get("createdAt")) or 0)
@@ -191,7 +194,7 @@ def seed_messages(chat: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def make_message(chat: dict[str, Any], number: int, created: int | float | str) -> dict[str, Any]:
-    """The ``number``-th message of a chat, created at ``created``, in HelpCrunch's shape."""
+    """Return the ``number``-th message of a chat, created at ``created``, in HelpCrunch's shape."""
     rng = random.Random(f"{chat['id']}-{number}")
     by_agent = rng.random() < 0.5
     agent = (chat.get("assignee") or rng.choice(AGENTS)) if by_agent else None
@@ -218,7 +221,7 @@ def message_order(message: dict[str, Any]) -> tuple[float, int]:
 
 
 def customers_of(chats: Any) -> list[dict[str, Any]]:
-    """The account's customers, from its chats: each once, first and last seen, by id."""
+    """Return the account's customers, from its chats: each once, first and last seen, by id."""
     found: dict[int, dict[str, Any]] = {}
     for chat in chats:
         customer = chat.get("customer")

@@ -1,5 +1,7 @@
 """
-Pytest fixtures for testing DAGs that use HelpCrunch. Opt in from a ``conftest.py``::
+Pytest fixtures for testing DAGs that use HelpCrunch.
+
+Opt in from a ``conftest.py``::
 
     pytest_plugins = ["airflow_provider_helpcrunch.testing.pytest_plugin"]
 
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def make_helpcrunch_standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., HelpCrunchStandIn]]:
-    """A factory: ``make_helpcrunch_standin(conn_id="helpcrunch_default", **options)``."""
+    """Return a factory: ``make_helpcrunch_standin(conn_id="helpcrunch_default", **options)``."""
     started: list[HelpCrunchStandIn] = []
 
     def make(conn_id: str = "helpcrunch_default", **options: Any) -> HelpCrunchStandIn:
@@ -45,5 +47,5 @@ def make_helpcrunch_standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callabl
 
 @pytest.fixture
 def helpcrunch_standin(make_helpcrunch_standin: Callable[..., HelpCrunchStandIn]) -> HelpCrunchStandIn:
-    """A started stand-in with 20 seeded chats, behind the ``helpcrunch_default`` connection."""
+    """Return a started stand-in with 20 seeded chats, behind the ``helpcrunch_default`` connection."""
     return make_helpcrunch_standin(chats=20)

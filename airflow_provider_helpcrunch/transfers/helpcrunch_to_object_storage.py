@@ -1,12 +1,12 @@
 """
-Export HelpCrunch chats, their messages and the customers to object storage: incremental by the DAG run's
-data interval, idempotent, streamed, and never a half file at the final path.
+Export HelpCrunch chats, their messages and the customers to object storage.
+
+Incremental by the DAG run's data interval, idempotent, streamed, and never a half file at the final path.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from collections import deque
@@ -32,11 +32,23 @@ from airflow_provider_helpcrunch.operators.helpcrunch import (
     BaseHelpCrunchOperator,
     check_unless_template,
 )
-from airflow_provider_helpcrunch.operators.task_state import TaskStateRecord
 from airflow_provider_helpcrunch.outside_text import short_repr
-from airflow_provider_helpcrunch.timestamps import readable_seconds, to_moment
-from airflow_provider_helpcrunch.transfers.export_files import AllOf, StreamFile, stale_partials
-from airflow_provider_helpcrunch.transfers.export_records import SCHEMA_VERSION, schema_bytes
+from airflow_provider_helpcrunch.timestamps import readable_seconds
+from airflow_provider_helpcrunch.transfers.export_files import (
+    STREAMS,
+    AllOf,
+    ExportProgress,
+    StreamFile,
+    clean_partials,
+    stream_summary,
+)
+from airflow_provider_helpcrunch.transfers.export_window import (
+    check_end,
+    check_start,
+    export_window,
+    no_snapshot_because,
+    stamp,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,14 +56,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-#: the streams an export can write; chats and messages are written in one pass over the chats.
-STREAMS = ("chats", "messages", "customers")
 COMPRESSIONS = (None, "gzip")
-PROGRESS_KEY = "helpcrunch_export_progress"
-RECORD_FORMAT = 2
-#: a stream's file name, under ``path/<stream>/``: the window in UTC, e.g. 20261201T000000Z.
-_STAMP = "%Y%m%dT%H%M%SZ"
-_SNAPSHOT = re.compile(r"snapshot_\d{8}T\d{6}Z\.jsonl(\.gz)?")
 #: how far HelpCrunch's clock may be behind ours: a re-read of the chats whose last message moved while
 #: the export read them reaches this far back before the re-read started.
 CLOCK_SKEW = 300
@@ -59,22 +64,11 @@ CLOCK_SKEW = 300
 MAX_REREADS = 10
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(_STAMP)
-
-
-def _check_start(value: Any) -> datetime:
-    return to_moment(value, "window_start")
-
-
-def _check_end(value: Any) -> datetime:
-    return to_moment(value, "window_end")
-
-
 class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
     """
-    Export HelpCrunch data to object storage (``file://``, ``s3://``, ``gs://``... any backend of Airflow's
-    ``ObjectStoragePath``), as JSON Lines, one file per stream and window.
+    Export HelpCrunch data to object storage as JSON Lines, one file per stream and window.
+
+    Any backend of Airflow's ``ObjectStoragePath`` is taken: ``file://``, ``s3://``, ``gs://``...
 
     - ``chats``: the chats changed in the window (``POST /chats/search`` on ``chats.updatedAt``), paged on
       their ``createdAt``: a chat an agent changes while the export runs pushes no other chat out.
@@ -154,9 +148,9 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
         if not hasattr(path, "resolve"):  # an XComArg is checked once resolved
             check_unless_template(path, _path_text)
         if window_start not in (None, ""):
-            check_unless_template(window_start, _check_start)
+            check_unless_template(window_start, check_start)
         if window_end not in (None, ""):
-            check_unless_template(window_end, _check_end)
+            check_unless_template(window_end, check_end)
         if "outlets" not in kwargs and not (isinstance(path, str) and "{{" in path):
             kwargs["outlets"] = [export_asset(path, stream) for stream in streams]
         super().__init__(**kwargs)
@@ -180,9 +174,9 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
             if isinstance(self.path, ObjectStoragePath)
             else ObjectStoragePath(_path_text(self.path))
         )
-        window = f"{_stamp(start)}_{_stamp(end)}"
+        window = f"{stamp(start)}_{stamp(end)}"
         finals = {stream: base / stream / (window + self._suffix) for stream in self.streams}
-        progress = _ExportProgress(
+        progress = ExportProgress(
             context.get("task_state_store") if self.resume else None,
             [str(base), start.isoformat(), end.isoformat(), list(self.streams), self.compression],
             self.log,
@@ -232,48 +226,21 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
         return ".jsonl.gz" if self.compression == "gzip" else ".jsonl"
 
     def _window(self, context: Context) -> tuple[datetime, datetime]:
-        """
-        The window: ``window_start`` / ``window_end`` as given, else the run's data interval; a run with no
-        data interval, or an empty one (Airflow 3's default cron timetable gives its runs one), exports
-        ``window_if_no_interval`` up to the interval's end, or else up to ``run_after``.
-        """
-        given_start = None if self.window_start in (None, "", "None") else self.window_start
-        given_end = None if self.window_end in (None, "", "None") else self.window_end
-        start = given_start if given_start is not None else context.get("data_interval_start")
-        end = given_end if given_end is not None else context.get("data_interval_end")
-        if end is None:
-            end = getattr(context.get("dag_run"), "run_after", None) or datetime.now(UTC)
-        end = to_moment(end, "window_end")
-        if given_start is None and (start is None or not to_moment(start, "window_start") < end):
-            start = end - self.window_if_no_interval
-            self.log.info(
-                "The run has no data interval to export: exporting the %s up to %s",
-                self.window_if_no_interval,
-                end,
-            )
-        start = to_moment(start, "window_start")
-        if not start < end:
-            raise HelpCrunchConfigError(f"The window must start before it ends: {start} to {end}")
-        return start, end
+        """Return the window this run exports (:func:`.export_window.export_window`)."""
+        return export_window(
+            context, self.window_start, self.window_end, self.window_if_no_interval, self.log
+        )
 
     def _no_snapshot_because(self, start: datetime, end: datetime, now: datetime | None = None) -> str:
-        """Why this run takes no customers snapshot (``""``: it takes one)."""
-        now = now or datetime.now(UTC)
-        delay = self.snapshot_max_delay or (end - start)
-        if now - end <= delay:
-            return ""
-        return (
-            f"the window ended at {end.isoformat()}, more than {delay} ago (snapshot_max_delay): a snapshot "
-            "holds the customers as they are when it is read, not as they were then, so only a run of a "
-            "recent window takes one"
-        )
+        """Say why this run takes no customers snapshot (``""``: it takes one)."""
+        return no_snapshot_because(start, end, self.snapshot_max_delay, now)
 
     # ------------------------------------------------------------------ chats and messages
 
     def _export_chats(
         self, start: datetime, end: datetime, finals: dict[str, ObjectStoragePath]
     ) -> dict[str, dict[str, Any]]:
-        """The chats changed in the window, then the messages created in it."""
+        """Return the chats changed in the window, then the messages created in it."""
         since, until = math.floor(start.timestamp()), math.ceil(end.timestamp())
         files = {stream: StreamFile(stream, final, self.compression) for stream, final in finals.items()}
         chats_file, messages_file = files.get("chats"), files.get("messages")
@@ -298,15 +265,16 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
                 f"again). Cause: {self.hook._scrub(str(err))}"
             ) from err
         for file in files.values():
-            self._clean_partials(file)
-        return {stream: self._written(file) for stream, file in files.items()}
+            clean_partials(file, self.log)
+        return {stream: stream_summary(file) for stream, file in files.items()}
 
     def _chats_with_messages_since(self, since: int) -> set[int]:
         """
-        The chats whose last message is not older than ``since``: ``GET /chats`` by ``lastMessageAt``,
-        newest first, up to the first older chat. A chat that gets a message while we page moves to the
-        front, where we have been already; so the front is read again, back to a little before the last
-        read started, until a read finds no chat it did not know.
+        Return the chats whose last message is not older than ``since``.
+
+        ``GET /chats`` by ``lastMessageAt``, newest first, up to the first older chat. A chat that gets a
+        message while we page moves to the front, where we have been already; so the front is read again, back
+        to a little before the last read started, until a read finds no chat it did not know.
         """
         found: set[int] = set()
         back_to = since
@@ -332,7 +300,8 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
 
     def _write_messages(self, chat_ids: list[int], since: float, until: float, out: StreamFile) -> None:
         """
-        The window's messages of ``chat_ids``, ``max_in_flight`` chats at a time, written in their order.
+        Write the window's messages of ``chat_ids``, ``max_in_flight`` chats at a time, in their order.
+
         On an error, no request is sent after the stop is decided: only those on the wire finish.
         """
         stop = threading.Event()
@@ -370,7 +339,7 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
     def _window_messages(
         self, chat_id: int, since: float, until: float, stop: threading.Event, failure: list[HelpCrunchError]
     ) -> list[dict[str, Any]]:
-        """A chat's messages created in the window; paging stops at the first message older than it."""
+        """Return a chat's messages created in the window; paging stops at the first message older than it."""
         kept = []
         client = self.hook.client
         try:
@@ -397,9 +366,9 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
     # ------------------------------------------------------------------ customers
 
     def _export_customers(self, folder: ObjectStoragePath) -> dict[str, dict[str, Any]]:
-        """A snapshot of every customer, named after the moment its read started."""
+        """Return a snapshot of every customer, named after the moment its read started."""
         taken = datetime.now(UTC)
-        final = folder / f"snapshot_{_stamp(taken)}{self._suffix}"
+        final = folder / f"snapshot_{stamp(taken)}{self._suffix}"
         out = StreamFile("customers", final, self.compression)
         try:
             with out:
@@ -410,43 +379,10 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
                 f"The customers snapshot stopped after {out.records:,} customers had been read; none of it "
                 f"is at the final path (a retry takes it again). Cause: {self.hook._scrub(str(err))}"
             ) from err
-        self._clean_partials(out)
-        return {"customers": {**self._written(out), "taken_at": taken.replace(microsecond=0).isoformat()}}
+        clean_partials(out, self.log)
+        return {"customers": {**stream_summary(out), "taken_at": taken.replace(microsecond=0).isoformat()}}
 
     # ------------------------------------------------------------------ files, assets, lineage
-
-    def _written(self, file: StreamFile) -> dict[str, Any]:
-        """What was written for a stream, its schema put beside it."""
-        schema_path = file.final.parent / f"_schema.v{SCHEMA_VERSION}.json"
-        schema_path.write_bytes(schema_bytes(file.stream))
-        return {
-            "path": str(file.final),
-            "records": file.records,
-            "schema": str(schema_path),
-            "schema_version": SCHEMA_VERSION,
-        }
-
-    def _clean_partials(self, file: StreamFile) -> None:
-        """Remove what killed tries left in the stream's folder; a failure here fails nothing."""
-        try:
-            stale = stale_partials(file.final.parent)
-            for path in stale:
-                path.unlink()
-        except Exception as err:
-            self.log.warning(
-                "Could not remove stale temporary files in %s (%s: %s)",
-                file.final.parent,
-                type(err).__name__,
-                err,
-            )
-            return
-        if stale:
-            self.log.info(
-                "Removed %d temporary file(s) left by killed tries in %s: %s",
-                len(stale),
-                file.final.parent,
-                ", ".join(path.name for path in stale),
-            )
 
     def _tell_assets(self, context: Context, done: dict[str, Any], start: datetime, end: datetime) -> None:
         """Say, on each stream's asset event, which file it wrote (downstream DAGs read it there)."""
@@ -465,8 +401,10 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """
-        What the export read and wrote, for OpenLineage: HelpCrunch's endpoints in, each stream's folder
-        out. ``None`` where the OpenLineage provider is not installed (nothing of it is imported then).
+        Return what the export read and wrote, for OpenLineage.
+
+        HelpCrunch's endpoints in, each stream's folder out. ``None`` where the OpenLineage provider is not
+        installed (nothing of it is imported then).
         """
         if not self._lineage:
             return None
@@ -494,55 +432,6 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
         return OperatorLineage(inputs=inputs, outputs=outputs)
 
 
-class _ExportProgress:
-    """Which streams earlier tries of this task instance finished, in the task state store (Airflow 3.3)."""
-
-    def __init__(self, store: Any, asked: list[Any], log: Any) -> None:
-        self._record = TaskStateRecord(
-            store,
-            PROGRESS_KEY,
-            version=RECORD_FORMAT,
-            payload_key="done",
-            asked=asked,
-            log=log,
-            other_input="An earlier try exported another window or path; exporting every stream.",
-            unreadable="The export record of an earlier try is unreadable; exporting every stream.",
-        )
-
-    def load(
-        self, base: ObjectStoragePath, finals: dict[str, ObjectStoragePath]
-    ) -> dict[str, dict[str, Any]]:
-        def read(done: Any) -> dict[str, dict[str, Any]] | None:
-            if not isinstance(done, dict) or not all(
-                _is_entry(base, finals, stream, entry) for stream, entry in done.items()
-            ):
-                return None
-            return done
-
-        done = self._record.load(read) or {}
-        return {stream: entry for stream, entry in done.items() if ObjectStoragePath(entry["path"]).exists()}
-
-    def save(self, done: dict[str, dict[str, Any]]) -> None:
-        self._record.save(done)
-
-
-def _is_entry(base: ObjectStoragePath, finals: dict[str, ObjectStoragePath], stream: str, entry: Any) -> bool:
-    """Whether a stream's entry of the record is one this export writes (its path where it belongs)."""
-    if stream not in STREAMS or not isinstance(entry, dict):
-        return False
-    keys = {"path", "records", "schema", "schema_version"} | (
-        {"taken_at"} if stream == "customers" else set()
-    )
-    if set(entry) != keys or not isinstance(entry["path"], str):
-        return False
-    if isinstance(entry["records"], bool) or not isinstance(entry["records"], int):
-        return False
-    if stream == "customers":
-        folder, _, name = entry["path"].rpartition("/")
-        return folder == str(base / "customers") and _SNAPSHOT.fullmatch(name) is not None
-    return stream in finals and entry["path"] == str(finals[stream])
-
-
 def _created(message: dict[str, Any], chat_id: int) -> float:
     """When a message was created; a message that does not say is HelpCrunch's error, not a guess."""
     created = readable_seconds(message.get("createdAt"))
@@ -563,9 +452,10 @@ def _quiet_since(chat: dict[str, Any], since: int) -> bool:
 
 def _path_text(value: Any) -> str:
     """
-    The export's folder as text: an ``ObjectStoragePath`` or its URL; empty, blank or missing is refused.
-    No ``ObjectStoragePath`` is made here: that imports the storage's filesystem (s3fs...), which a DAG's
-    parse need not pay.
+    Return the export's folder as text.
+
+    An ``ObjectStoragePath`` or its URL; empty, blank or missing is refused. No ``ObjectStoragePath`` is made
+    here: that imports the storage's filesystem (s3fs...), which a DAG's parse need not pay.
     """
     if isinstance(value, ObjectStoragePath):
         return str(value)
@@ -579,10 +469,11 @@ def _path_text(value: Any) -> str:
 
 def export_asset(path: str | ObjectStoragePath, stream: str) -> Asset:
     """
-    The asset :class:`HelpCrunchToObjectStorageOperator` emits for a stream exported under ``path``: give it
-    the same ``path`` as the operator, and schedule a DAG on it. Its URI is ``<path>/<stream>`` without the
-    Airflow connection (``s3://aws_default@bucket/x`` gives ``s3://bucket/x/chats``), as Airflow names
-    assets.
+    Return the asset :class:`HelpCrunchToObjectStorageOperator` emits for a stream exported under ``path``.
+
+    Give it the same ``path`` as the operator, and schedule a DAG on it. Its URI is ``<path>/<stream>``
+    without the Airflow connection (``s3://aws_default@bucket/x`` gives ``s3://bucket/x/chats``), as Airflow
+    names assets.
 
     >>> export_asset("s3://aws_default@my-bucket/helpcrunch", "chats").uri
     's3://my-bucket/helpcrunch/chats'
