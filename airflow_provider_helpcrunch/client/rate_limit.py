@@ -259,13 +259,13 @@ class SlidingWindowRateLimiter:
                     self._lose_shared(err)
 
     def slow_down(self) -> None:
-        """Return the server said 429: cut the pace."""
+        """Cut the pace: the server said 429."""
         with self._lock:
             floor = self.max_requests * self.min_rate_fraction
             self._rate = max(floor, self._rate * self.decrease_factor)
 
     def speed_up(self) -> None:
-        """Return a request went through: win back some of the pace lost to 429s."""
+        """Win back some of the pace lost to 429s: a request went through."""
         if self._rate >= self.max_requests:
             return
         with self._lock:

@@ -419,7 +419,7 @@ class RequestSender:
         about: str,
         chat_id: int | None,
     ) -> _Wait | HelpCrunchError:
-        """Return a transport failure: retried when transient, else (or once out of retries) an error."""
+        """Judge a transport failure: retried when transient, else (or once out of retries) an error."""
         said = f"{type(err).__name__}: {self._scrub.quote(str(err))}"
         if isinstance(err, ResponseTooLarge):
             return HelpCrunchAPIError(

@@ -132,7 +132,7 @@ class SharedWindow:
         return float(self._acquire(keys=[self._slots, self._next], args=args))
 
     def release(self, token: str) -> None:
-        """Return the request of ``token`` completed: its slot frees a window from now."""
+        """Free the slot of ``token``'s request a window from now: the request completed."""
         self._release(keys=[self._slots], args=(self._time(), self.window, token))
 
     def pause(self, seconds: float) -> None:

@@ -209,68 +209,79 @@ class ChatWriteEngine:
         :raises HelpCrunchNotFoundError: at the end, with ``on_missing="fail"``, if a chat was not found.
         :raises HelpCrunchError: the error that stopped the run, saying what was done and what was not.
         """
+        tally = self._collect(sources)
+        if not tally.chat_ids:
+            self.log.info("No chat IDs to %s; nothing was sent to HelpCrunch.", self.write.words.verb)
+            return tally
+        progress = self._resume(tally, store, try_number)
+        to_send = [chat_id for chat_id in tally.chat_ids if chat_id not in tally.outcomes]
+        words = self.write.words
+        self.log.info(
+            "%s %d chat(s)%s %s (%s)",
+            words.doing,
+            len(to_send),
+            _then(words.goal),
+            self._pace(),
+            self._where(),
+        )
+        started = self._clock()
+        self._write_all(tally, to_send, started, progress)
+        self._report(tally, len(to_send), self._clock() - started)
+        return tally
+
+    def _collect(self, sources: Iterable[Any]) -> Tally:
+        """Read the chat IDs of ``sources`` (nothing sent): the tally, the chats unchanged already skipped."""
         write = self.write
         collected = normalize_chat_ids(
             *sources, is_unchanged=write.is_unchanged if self.skip_unchanged else None
         )
         if collected.nulls:
             self.log.warning("Ignored %d null item(s) in the chat IDs received", collected.nulls)
-        chat_ids = collected.ids
-        if collected.received > len(chat_ids):
-            self.log.info(
-                "%d duplicate chat ID(s) will be %s once",
-                collected.received - len(chat_ids),
-                write.words.done,
-            )
-        tally = Tally(chat_ids)
-        if not chat_ids:
-            self.log.info("No chat IDs to %s; nothing was sent to HelpCrunch.", write.words.verb)
-            return tally
-
+        tally = Tally(collected.ids)
+        if collected.received > len(tally.chat_ids):
+            duplicates = collected.received - len(tally.chat_ids)
+            self.log.info("%d duplicate chat ID(s) will be %s once", duplicates, write.words.done)
         tally.outcomes.update(dict.fromkeys(collected.unchanged, SKIPPED))
-        progress = self._progress(store, chat_ids, try_number)
+        return tally
+
+    def _resume(self, tally: Tally, store: StateStore | None, try_number: int) -> ChatProgress | None:
+        """Take in what earlier tries had confirmed; return the progress record (where there is one)."""
+        progress = self._progress(store, tally.chat_ids, try_number)
         if progress is not None:
             earlier = progress.load()
             if earlier:
                 self.log.info(
                     "Resuming: %s of %s chats were done by earlier tries",
                     f"{len(earlier):,}",
-                    f"{len(chat_ids):,}",
+                    f"{len(tally.chat_ids):,}",
                 )
             # what HelpCrunch confirmed to an earlier try stands; a chat skipped then is judged on this input
             tally.outcomes.update(earlier)
         unchanged = sum(1 for outcome in tally.outcomes.values() if outcome == SKIPPED)
         if unchanged:
             self.log.info(
-                "%d chat(s) are %s already (as the input shows): skipped", unchanged, write.words.state
+                "%d chat(s) are %s already (as the input shows): skipped", unchanged, self.write.words.state
             )
-        to_send = [chat_id for chat_id in chat_ids if chat_id not in tally.outcomes]
-        self.log.info(
-            "%s %d chat(s)%s %s (%s)",
-            write.words.doing,
-            len(to_send),
-            _then(write.words.goal),
-            self._pace(),
-            self._where(),
-        )
-        started = self._clock()
-        self._write_all(tally, to_send, started, progress)
-        elapsed = self._clock() - started
+        return progress
+
+    def _report(self, tally: Tally, sent: int, elapsed: float) -> None:
+        """Log what the run did and cost; with ``on_missing="fail"``, raise at the end for missing chats."""
+        words = self.write.words
         done, missing, skipped = tally.done, tally.missing, tally.skipped
         stats = self._client().stats
         self.log.info(
             "Done: %d of %d chat(s) %s%s, %d skipped (already %s), %d missing; %d sent in %.1f s "
             "(%.1f chats/min; %spaced %s)",
             len(done),
-            len(chat_ids),
-            write.words.done,
-            _then(write.words.goal),
+            len(tally.chat_ids),
+            words.done,
+            _then(words.goal),
             len(skipped),
-            write.words.short,
+            words.short,
             len(missing),
-            len(to_send),
+            sent,
             elapsed,
-            rate_per_minute(len(to_send), elapsed),
+            rate_per_minute(sent, elapsed),
             f"{stats.describe()}, ",
             self._pace(),
         )
@@ -278,14 +289,13 @@ class ChatWriteEngine:
             self.log.warning(RATE_LIMITED_ADVICE)
         if missing:
             message = (
-                f"{len(missing)} of {len(chat_ids)} chat(s) were not found in HelpCrunch: "
-                f"{id_list(missing)}; the other {len(done)} were {write.words.done}{_then(write.words.goal)}"
-                + (f" ({len(skipped)} were {write.words.short} already)." if skipped else ".")
+                f"{len(missing)} of {len(tally.chat_ids)} chat(s) were not found in HelpCrunch: "
+                f"{id_list(missing)}; the other {len(done)} were {words.done}{_then(words.goal)}"
+                + (f" ({len(skipped)} were {words.short} already)." if skipped else ".")
             )
             if self.on_missing == "fail":
                 raise HelpCrunchNotFoundError(message + " Set on_missing='skip' to let this succeed.")
             self.log.warning(message)
-        return tally
 
     def _progress(
         self, store: StateStore | None, chat_ids: list[int], try_number: int
@@ -361,7 +371,7 @@ class ChatWriteEngine:
 
     def _save_progress(self, progress: ChatProgress, outcomes: dict[int, str]) -> None:
         """
-        Return the last write, at the end or at a stop.
+        Write the progress record a last time, at the end or at a stop.
 
         A failure to write it must not hide the task's own.
         """

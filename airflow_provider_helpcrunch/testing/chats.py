@@ -39,7 +39,7 @@ def make_chats(count: int, *, seed: int = 0, first_id: int = 5200, now: int = 1_
 
 
 def _with_last_message(chat: dict[str, Any]) -> dict[str, Any]:
-    """Return a chat's last-message fields are those of its newest message, as HelpCrunch's are."""
+    """Set a chat's last-message fields to those of its newest message, as HelpCrunch's are."""
     newest = seed_messages(chat)[0]
     chat["lastMessageId"] = newest["id"]
     chat["lastMessageText"] = newest["text"]

@@ -240,7 +240,7 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
     def _export_chats(
         self, start: datetime, end: datetime, finals: dict[str, ObjectStoragePath]
     ) -> dict[str, dict[str, Any]]:
-        """Return the chats changed in the window, then the messages created in it."""
+        """Export the chats changed in the window, then the messages created in it."""
         since, until = math.floor(start.timestamp()), math.ceil(end.timestamp())
         files = {stream: StreamFile(stream, final, self.compression) for stream, final in finals.items()}
         chats_file, messages_file = files.get("chats"), files.get("messages")
@@ -366,7 +366,7 @@ class HelpCrunchToObjectStorageOperator(BaseHelpCrunchOperator):
     # ------------------------------------------------------------------ customers
 
     def _export_customers(self, folder: ObjectStoragePath) -> dict[str, dict[str, Any]]:
-        """Return a snapshot of every customer, named after the moment its read started."""
+        """Take a snapshot of every customer, named after the moment its read started."""
         taken = datetime.now(UTC)
         final = folder / f"snapshot_{stamp(taken)}{self._suffix}"
         out = StreamFile("customers", final, self.compression)
