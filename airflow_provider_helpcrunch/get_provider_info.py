@@ -37,6 +37,18 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_helpcrunch.operators.helpcrunch"],
             }
         ],
+        "sensors": [
+            {
+                "integration-name": "HelpCrunch",
+                "python-modules": ["airflow_provider_helpcrunch.sensors.helpcrunch"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "HelpCrunch",
+                "python-modules": ["airflow_provider_helpcrunch.triggers.helpcrunch"],
+            }
+        ],
         "transfers": [
             {
                 "source-integration-name": "HelpCrunch",

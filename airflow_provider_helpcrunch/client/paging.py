@@ -8,6 +8,8 @@ read.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Generator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_helpcrunch.exceptions import HelpCrunchAPIError
@@ -15,7 +17,7 @@ from airflow_provider_helpcrunch.outside_text import short_repr
 from airflow_provider_helpcrunch.vocabulary import PAGE_SIZE
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
     from airflow_provider_helpcrunch.outside_text import Scrubber
 
@@ -55,12 +57,23 @@ class Paging:
         :param kind: what the items are, for messages.
         :param list_keys: where a page holds its items (the first that is a list).
         """
+        return _drive(self._offset_steps(max_items, action, keep, kind, list_keys), fetch)
+
+    def _offset_steps(
+        self,
+        max_items: int | None,
+        action: str,
+        keep: Callable[[dict[str, Any]], bool] | None,
+        kind: str,
+        list_keys: tuple[str, ...],
+    ) -> _Steps:
+        """Ask for each page of :meth:`paginate`, then give its items: the rules, free of I/O."""
         out = _Yield(max_items, keep)
         offset = 0
         while not out.full:
             limit = PAGE_SIZE if keep is not None else min(PAGE_SIZE, out.wanted)
-            data = self._page_items(fetch(offset, limit), action, offset, kind, list_keys)
-            yield from out.take(data)
+            data = self._page_items((yield _Fetch((offset, limit))), action, offset, kind, list_keys)
+            yield list(out.take(data))
             if len(data) < limit:
                 return
             offset += len(data)
@@ -93,11 +106,41 @@ class Paging:
         :param key: an item's key, as the filter compares it (whole seconds); ``ValueError`` when it has none.
         :param descending: the sort order the search asks for.
         """
+        steps = self._key_steps(key_field, key, descending, action, max_items, keep, kind)
+        return _drive(steps, fetch)
+
+    def apaginate_by_key(
+        self,
+        fetch: Callable[[list[dict[str, Any]], int, int], Awaitable[Any]],
+        *,
+        key_field: str,
+        key: Callable[[dict[str, Any]], int],
+        descending: bool,
+        action: str,
+        max_items: int | None = None,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
+        kind: str = "chat",
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield the items of a search paged on a key, as :meth:`paginate_by_key` does, from an event loop."""
+        steps = self._key_steps(key_field, key, descending, action, max_items, keep, kind)
+        return _adrive(steps, fetch)
+
+    def _key_steps(
+        self,
+        key_field: str,
+        key: Callable[[dict[str, Any]], int],
+        descending: bool,
+        action: str,
+        max_items: int | None,
+        keep: Callable[[dict[str, Any]], bool] | None,
+        kind: str,
+    ) -> _Steps:
+        """Ask for each page of :meth:`paginate_by_key`, then give its items: the rules, free of I/O."""
         out = _Yield(max_items, keep)
         bound: int | None = None
         while not out.full:
             given = [] if bound is None else [_key_filter(key_field, "<=" if descending else ">=", bound)]
-            data = self._page_items(fetch(given, 0, PAGE_SIZE), action, 0, kind)
+            data = self._page_items((yield _Fetch((given, 0, PAGE_SIZE))), action, 0, kind)
             try:
                 keys = [key(item) for item in data]
             except ValueError as err:
@@ -105,33 +148,24 @@ class Paging:
                     f"HelpCrunch answered {action} with {self._scrub(str(err))}"
                 ) from None
             self._check_order(keys, bound, descending, action)
-            yield from out.take(data)
+            yield list(out.take(data))
             if len(data) < PAGE_SIZE:
                 return
             if bound is not None and keys[-1] == bound:  # the whole page is one key: read its run apart
-                yield from self._key_run(fetch, out, key_field, bound, action, kind)
+                yield from self._key_run(out, key_field, bound, action, kind)
                 bound = bound - 1 if descending else bound + 1
             else:
                 bound = keys[-1]
 
-    def _key_run(
-        self,
-        fetch: Callable[[list[dict[str, Any]], int, int], Any],
-        out: _Yield,
-        key_field: str,
-        value: int,
-        action: str,
-        kind: str,
-    ) -> Iterator[dict[str, Any]]:
+    def _key_run(self, out: _Yield, key_field: str, value: int, action: str, kind: str) -> _Steps:
         """Every item whose key is ``value``, by offset, pass after pass until a pass finds nothing new."""
         for _ in range(MAX_KEY_RUN_PASSES):
             before = out.found
             offset = 0
             while not out.full:
-                data = self._page_items(
-                    fetch([_key_filter(key_field, "=", value)], offset, PAGE_SIZE), action, offset, kind
-                )
-                yield from out.take(data)
+                page = yield _Fetch(([_key_filter(key_field, "=", value)], offset, PAGE_SIZE))
+                data = self._page_items(page, action, offset, kind)
+                yield list(out.take(data))
                 if len(data) < PAGE_SIZE:
                     break
                 offset += len(data)
@@ -190,6 +224,49 @@ class Paging:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True)
+class _Fetch:
+    """A page the paging rules ask for: the arguments of the caller's ``fetch``."""
+
+    args: tuple[Any, ...]
+
+
+#: paging rules as a generator: it yields a :class:`_Fetch` and is sent the page's body, or yields items.
+_Steps = Generator["_Fetch | list[dict[str, Any]]", Any, None]
+
+
+def _drive(steps: _Steps, fetch: Callable[..., Any]) -> Iterator[dict[str, Any]]:
+    """Run paging rules with a blocking ``fetch``: pages are fetched as the items are consumed."""
+    answer = None
+    while True:
+        try:
+            step = steps.send(answer)
+        except StopIteration:
+            return
+        answer = None
+        if isinstance(step, _Fetch):
+            answer = fetch(*step.args)
+        else:
+            yield from step
+
+
+async def _adrive(steps: _Steps, fetch: Callable[..., Awaitable[Any]]) -> AsyncIterator[dict[str, Any]]:
+    """Run paging rules with an awaited ``fetch``, as :func:`_drive` does."""
+    answer = None
+    while True:
+        try:
+            step = steps.send(answer)
+        except StopIteration:
+            return
+        answer = None
+        if isinstance(step, _Fetch):
+            answer = await fetch(*step.args)
+        else:
+            for item in step:
+                yield item
+
 
 #: passes over a run of equal keys longer than a page before paging gives up (each pass found new items).
 MAX_KEY_RUN_PASSES = 10

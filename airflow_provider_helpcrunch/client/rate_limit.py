@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections import deque
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from airflow_provider_helpcrunch.client.shared_window import SharedWindow
 
 _log = logging.getLogger(__name__)
+#: the Redis slot held by the request of the current asyncio task (each task has its own context).
+_HELD_ASYNC: ContextVar[str | None] = ContextVar("helpcrunch_held_slot", default=None)
+#: how often a caller waiting for its turn looks again, in seconds.
+_LOOK_AGAIN = 0.05
 
 
 def rate_per_minute(count: int, seconds: float) -> float:
@@ -80,6 +86,7 @@ class SlidingWindowRateLimiter:
         window: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
+        asleep: Callable[[float], Awaitable[object]] | None = None,
         shared: SharedWindow | None = None,
         log: Any = None,
     ) -> None:
@@ -91,6 +98,7 @@ class SlidingWindowRateLimiter:
         self.window = float(window)
         self._clock = clock
         self._sleep = sleep
+        self._asleep = asleep or asyncio.sleep
         self._lock = threading.Condition()
         self._completed: deque[float] = deque()  # completion times still inside the window
         self._in_flight = 0
@@ -192,6 +200,96 @@ class SlidingWindowRateLimiter:
         finally:
             if not served:
                 self.abandon(ticket)
+
+    async def aacquire(self, *, cancel: asyncio.Event | None = None) -> bool:
+        """
+        Wait for this caller's turn and a free slot as :meth:`acquire` does, without blocking the event loop.
+
+        The lock is held only to read and count, never across a wait. Pair with :meth:`arelease`.
+
+        :param cancel: when set, stop waiting: returns ``False`` and no slot is taken.
+        """
+        ticket = self.take_ticket()
+        served = False
+        try:
+            while cancel is None or not cancel.is_set():
+                wait = self._try_start(ticket)
+                if wait == 0.0:  # this process may start: the account's window in Redis must agree
+                    wait = await self._ashared_wait()
+                    if wait <= 0:
+                        with self._lock:
+                            self._start(self._clock())
+                        wait = -1.0
+                if wait < 0:
+                    served = True
+                    return True
+                await self._asleep(wait)
+            return False
+        finally:
+            if not served:
+                self.abandon(ticket)
+
+    def _try_start(self, ticket: int) -> float:
+        """
+        Start the request of ``ticket`` now if it may (``-1.0``: started), else return the seconds to wait.
+
+        ``0.0`` means that this process may start, but the shared window in Redis must agree first.
+        """
+        with self._lock:
+            if ticket != self._serving:
+                return _LOOK_AGAIN
+            now = self._clock()
+            wait = self._local_wait(now)
+            if wait is None:  # every slot is held by a request still under way
+                return _LOOK_AGAIN
+            if wait > 0:
+                return wait
+            if self._shared is not None:
+                return 0.0
+            self._start(now)
+            return -1.0
+
+    async def _ashared_wait(self) -> float:
+        """Take a slot in Redis for this task's request, as :meth:`_shared_wait` does, asynchronously."""
+        shared = self._shared
+        if shared is None:
+            return 0.0
+        token = shared.new_token()
+        try:
+            wait = await shared.atry_acquire(token)
+        except Exception as err:
+            self._lose_shared(err)
+            return 0.0
+        if wait <= 0:
+            _HELD_ASYNC.set(token)
+        return min(wait, self.window)
+
+    async def arelease(self) -> None:
+        """Count the request started by :meth:`aacquire` as finished, as :meth:`release` does."""
+        with self._lock:
+            self._in_flight -= 1
+            self._completed.append(self._clock())
+            self._lock.notify_all()
+        token = _HELD_ASYNC.get()
+        if token is not None:
+            _HELD_ASYNC.set(None)
+            shared = self._shared
+            if shared is not None:
+                try:
+                    await shared.arelease(token)
+                except Exception as err:  # its lease frees it in time
+                    self._lose_shared(err)
+
+    async def apause(self, seconds: float) -> None:
+        """Hold every caller for ``seconds`` as :meth:`pause` does, without blocking the event loop."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+        shared = self._shared
+        if shared is not None:
+            try:
+                await shared.apause(seconds)
+            except Exception as err:
+                self._lose_shared(err)
 
     def _local_wait(self, now: float) -> float | None:
         """Seconds until this process may start a request; ``None`` while every slot is under way."""

@@ -46,7 +46,7 @@ from airflow_provider_helpcrunch.exceptions import (
 from airflow_provider_helpcrunch.outside_text import short_repr
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Awaitable, Callable, Iterator
 
     from airflow_provider_helpcrunch.client.rate_limit import SlidingWindowRateLimiter
     from airflow_provider_helpcrunch.outside_text import Scrubber
@@ -80,12 +80,14 @@ class Timing:
     :param clock: a monotonic clock, for pacing and for ``rate_limit_wait``.
     :param sleep: how the client waits between attempts (default real time, cut short by a cancel).
     :param pacer_sleep: how the pacer waits for a slot (default real time, cut short by a cancel).
+    :param asleep: how the async client and pacer wait (default ``asyncio.sleep``).
     :param window: the length of the account's rate-limit window in seconds (its limit is per minute).
     """
 
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], object] | None = None
     pacer_sleep: Callable[[float], object] | None = None
+    asleep: Callable[[float], Awaitable[object]] | None = None
     window: float = 60.0
 
 
@@ -95,6 +97,7 @@ class _Wait:
 
     seconds: float
     rate_limited: bool  # a 429 (against rate_limit_wait), else a transient failure (against max_retries)
+    pause: float = 0.0  # a Retry-After: every caller of the pacer holds this long
 
 
 #: what one attempt's outcome means: the answer's body (done), a wait before another attempt, or an error.
@@ -114,6 +117,14 @@ class _Place:
 
 
 _PLACE: ContextVar[_Place | None] = ContextVar("helpcrunch_place", default=None)
+
+
+def _first_ticket(place: _Place | None) -> int | None:
+    """Return the place's ticket for this attempt: only the first attempt of the block takes it."""
+    if place is None:
+        return None
+    ticket, place.ticket = place.ticket, None
+    return ticket
 
 
 @dataclass
@@ -172,12 +183,12 @@ class RequestStats:
             return said
 
 
-class RequestSender:
+class SenderBase:
     """
-    Requests to HelpCrunch's REST API v1 over one ``requests.Session``.
+    What the sync and the async clients share: their settings, and the judging of each attempt's outcome.
 
-    Every attempt through the pacer, 429s waited out, transient failures retried, answers bounded and judged,
-    the API key scrubbed from every message.
+    Every attempt goes through the pacer, 429s are waited out, transient failures retried, answers bounded
+    and judged, the API key scrubbed from every message: by the same rules on both paths.
 
     :param base_url: the canonical API base URL (``connection.base_url``).
     :param api_key: the bearer token.
@@ -193,6 +204,11 @@ class RequestSender:
     :param sleep: how to wait between attempts (default: real time, cut short by a cancel).
     :param log: where to say what is waited for and retried.
     """
+
+    #: transport failures worth another attempt, those that stop the request, and the timeouts among them.
+    retryable_errors: tuple[type[BaseException], ...] = _RETRYABLE_TRANSPORT_ERRORS
+    not_retryable_errors: tuple[type[BaseException], ...] = _NOT_RETRYABLE_TRANSPORT_ERRORS
+    timeout_errors: tuple[type[BaseException], ...] = (AttemptTimeout, requests.Timeout)
 
     def __init__(
         self,
@@ -227,115 +243,31 @@ class RequestSender:
         self.stats = RequestStats()
         # A 404 counts as a missing chat only once the base URL has been seen to answer.
         self._base_url_answered = False
-        self._base_url_check = threading.Lock()
 
-    @cached_property
-    def session(self) -> requests.Session:
-        """
-        The ``requests.Session``, made once.
+    def scrub_text(self, text: str) -> str:
+        """Return ``text`` (built from outside) with the API key taken out and its length bounded."""
+        return self._scrub.quote(text)
 
-        The bearer token as its auth (``~/.netrc`` is never used), no redirects, a connection pool.
-        """
-        return make_session(
-            token=self._api_key,
-            headers={
-                "Accept": "application/json",
-                "User-Agent": f"airflow-provider-helpcrunch/{__version__}",
-            },
-            pool_size=MAX_CONNECTIONS,
-        )
+    def _note(self, wait: _Wait) -> None:
+        """Count a wait on a 429 in the stats."""
+        if wait.rate_limited:
+            self.stats.count(rate_limited=1, waited=wait.seconds)
 
-    def close(self) -> None:
-        """Close the pooled connections, if a session was made."""
-        session = self.__dict__.pop("session", None)
-        if session is not None:
-            session.close()
-
-    # ------------------------------------------------------------------ requests
-    # One attempt is sent by ``send_once`` (transport.py); ``_judge`` decides what its outcome means;
-    # ``request`` paces the attempts and waits between them.
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-        chat_id: int | None = None,
-        max_retries: int | None = None,
-        rate_limit_wait: float | None = None,
-    ) -> dict[str, Any]:
-        """
-        Send one API request, paced, retried, and turned into a JSON object or a typed error.
-
-        429 waits for ``Retry-After`` when given (otherwise backs off and slows the pace) for up to
-        ``rate_limit_wait`` seconds from the first 429; 5xx, timeouts and dropped connections back off
-        exponentially with jitter, up to ``max_retries`` times. Every attempt is paced; inside
-        :meth:`placed`, the first attempt takes the place given there, and none is sent once its ``cancel``
-        is set.
-        """
-        place = _PLACE.get()
-        cancel = place.cancel if place is not None else None
-        session = self.session
-        url = self.base_url + path
-        limits = (
+    def _limits(self, max_retries: int | None, rate_limit_wait: float | None) -> tuple[int, float]:
+        return (
             self.max_retries if max_retries is None else max_retries,
             self.rate_limit_wait if rate_limit_wait is None else rate_limit_wait,
         )
-        action = f"{method} {path}"
-        attempts = _Attempts()
-        while True:
-            ticket = None
-            if place is not None:
-                ticket, place.ticket = place.ticket, None  # the place serves one attempt: the first
-            if not self.rate_limiter.acquire(ticket=ticket, cancel=cancel):
-                raise self._cancelled(action, chat_id)
-            attempts.made += 1
-            self.stats.count(sent=1)
-            outcome: Answer | Exception
-            try:
-                outcome = send_once(
-                    session,
-                    method,
-                    url,
-                    json=json,
-                    params=params,
-                    timeout=self.timeout,
-                    max_body_bytes=MAX_RESPONSE_BYTES,
-                )
-            except _TRANSPORT_ERRORS as err:
-                outcome = err
-            finally:
-                self.rate_limiter.release()
-            verdict = self._judge(outcome, attempts, limits, action, chat_id)
-            if isinstance(verdict, dict):
-                self.rate_limiter.speed_up()
-                return verdict
-            if isinstance(verdict, HelpCrunchError):
-                if isinstance(verdict, HelpCrunchNotFoundError):
-                    self._confirm_base_url()
-                raise verdict
-            if verdict.rate_limited:
-                self.stats.count(rate_limited=1, waited=verdict.seconds)
-            wait_for(verdict.seconds, sleep=self._sleep, cancel=cancel)
-            if cancel is not None and cancel.is_set():
-                raise self._cancelled(action, chat_id)
 
-    @contextmanager
-    def placed(self, *, ticket: int | None = None, cancel: threading.Event | None = None) -> Iterator[None]:
-        """
-        Send the requests of this block (in this thread) from a place in the pacer's queue, under a cancel.
-
-        :param ticket: a place from ``rate_limiter.take_ticket()``, taken by the block's first attempt, so
-            that requests leave in the order their tickets were taken; later attempts queue anew.
-        :param cancel: when set, no further attempt of the block is sent (:class:`HelpCrunchCancelledError`).
-        """
-        token = _PLACE.set(_Place(ticket, cancel))
-        try:
-            yield
-        finally:
-            _PLACE.reset(token)
+    def _base_url_not_found(self, err: HelpCrunchError) -> HelpCrunchConfigError:
+        """Return the error for a base URL whose ``GET /chats`` answered 404 too: the URL is wrong."""
+        return HelpCrunchConfigError(
+            f"HelpCrunch's API was not found at {self.base_url} (it answered 404 to GET /chats too): check "
+            f"the API base URL of {self._where}",
+            status_code=404,
+            errors=err.errors,
+            errors_left_out=err.errors_left_out,
+        )
 
     def _judge(
         self,
@@ -380,8 +312,6 @@ class RequestSender:
         delay = retry_after or self._backoff(attempts.throttles)
         if now - attempts.throttled_since + delay > rate_limit_wait:
             return self._answer_error(answer, action, chat_id, attempts.made)
-        if retry_after:
-            self.rate_limiter.pause(retry_after)
         self.log.warning(
             "HelpCrunch answered 429 to %s%s; retry in %.1f s (pace now %.0f/min)",
             action,
@@ -389,7 +319,7 @@ class RequestSender:
             delay,
             self.rate_limiter.rate,
         )
-        return _Wait(delay, rate_limited=True)
+        return _Wait(delay, rate_limited=True, pause=retry_after or 0.0)
 
     def _judge_5xx(
         self, answer: Answer, attempts: _Attempts, max_retries: int, action: str, chat_id: int | None
@@ -425,9 +355,7 @@ class RequestSender:
             return HelpCrunchAPIError(
                 f"HelpCrunch's answer to {action}{about} was not read: {said}", chat_id=chat_id
             )
-        if isinstance(err, _NOT_RETRYABLE_TRANSPORT_ERRORS) or not isinstance(
-            err, _RETRYABLE_TRANSPORT_ERRORS
-        ):
+        if isinstance(err, self.not_retryable_errors) or not isinstance(err, self.retryable_errors):
             return HelpCrunchConnectionError(
                 f"Could not send {action}{about} to HelpCrunch: {said}", chat_id=chat_id
             )
@@ -438,7 +366,7 @@ class RequestSender:
                 chat_id=chat_id,
             )
         delay = self._backoff(attempts.failures)
-        kind = "timed out" if isinstance(err, (AttemptTimeout, requests.Timeout)) else "failed"
+        kind = "timed out" if isinstance(err, self.timeout_errors) else "failed"
         self.log.warning(
             "%s%s %s (%s); retry %d of %d in %.1f s",
             action,
@@ -517,6 +445,126 @@ class RequestSender:
             attempts=attempts,
         )
 
+    def _cancelled(self, action: str, chat_id: int | None) -> HelpCrunchCancelledError:
+        about = about_chat(chat_id)
+        return HelpCrunchCancelledError(f"{action}{about} was not sent: cancelled", chat_id=chat_id)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter: half fixed, half random, capped at ``retry_backoff_max``."""
+        ceiling = min(self.retry_backoff_max, self.retry_backoff * 2.0 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class RequestSender(SenderBase):
+    """Requests to HelpCrunch over one ``requests.Session`` (see :class:`SenderBase` for the arguments)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._base_url_check = threading.Lock()
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """
+        The ``requests.Session``, made once.
+
+        The bearer token as its auth (``~/.netrc`` is never used), no redirects, a connection pool.
+        """
+        return make_session(
+            token=self._api_key,
+            headers={
+                "Accept": "application/json",
+                "User-Agent": f"airflow-provider-helpcrunch/{__version__}",
+            },
+            pool_size=MAX_CONNECTIONS,
+        )
+
+    def close(self) -> None:
+        """Close the pooled connections, if a session was made."""
+        session = self.__dict__.pop("session", None)
+        if session is not None:
+            session.close()
+
+    # ------------------------------------------------------------------ requests
+    # One attempt is sent by ``send_once`` (transport.py); ``_judge`` decides what its outcome means;
+    # ``request`` paces the attempts and waits between them.
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        chat_id: int | None = None,
+        max_retries: int | None = None,
+        rate_limit_wait: float | None = None,
+    ) -> dict[str, Any]:
+        """
+        Send one API request, paced, retried, and turned into a JSON object or a typed error.
+
+        429 waits for ``Retry-After`` when given (otherwise backs off and slows the pace) for up to
+        ``rate_limit_wait`` seconds from the first 429; 5xx, timeouts and dropped connections back off
+        exponentially with jitter, up to ``max_retries`` times. Every attempt is paced; inside
+        :meth:`placed`, the first attempt takes the place given there, and none is sent once its ``cancel``
+        is set.
+        """
+        place = _PLACE.get()
+        cancel = place.cancel if place is not None else None
+        session = self.session
+        url = self.base_url + path
+        limits = self._limits(max_retries, rate_limit_wait)
+        action = f"{method} {path}"
+        attempts = _Attempts()
+        while True:
+            if not self.rate_limiter.acquire(ticket=_first_ticket(place), cancel=cancel):
+                raise self._cancelled(action, chat_id)
+            attempts.made += 1
+            self.stats.count(sent=1)
+            outcome: Answer | Exception
+            try:
+                outcome = send_once(
+                    session,
+                    method,
+                    url,
+                    json=json,
+                    params=params,
+                    timeout=self.timeout,
+                    max_body_bytes=MAX_RESPONSE_BYTES,
+                )
+            except _TRANSPORT_ERRORS as err:
+                outcome = err
+            finally:
+                self.rate_limiter.release()
+            verdict = self._judge(outcome, attempts, limits, action, chat_id)
+            if isinstance(verdict, dict):
+                self.rate_limiter.speed_up()
+                return verdict
+            if isinstance(verdict, HelpCrunchError):
+                if isinstance(verdict, HelpCrunchNotFoundError):
+                    self._confirm_base_url()
+                raise verdict
+            self._note(verdict)
+            if verdict.pause:
+                self.rate_limiter.pause(verdict.pause)
+            wait_for(verdict.seconds, sleep=self._sleep, cancel=cancel)
+            if cancel is not None and cancel.is_set():
+                raise self._cancelled(action, chat_id)
+
+    @contextmanager
+    def placed(self, *, ticket: int | None = None, cancel: threading.Event | None = None) -> Iterator[None]:
+        """
+        Send the requests of this block (in this thread) from a place in the pacer's queue, under a cancel.
+
+        :param ticket: a place from ``rate_limiter.take_ticket()``, taken by the block's first attempt, so
+            that requests leave in the order their tickets were taken; later attempts queue anew.
+        :param cancel: when set, no further attempt of the block is sent (:class:`HelpCrunchCancelledError`).
+        """
+        token = _PLACE.set(_Place(ticket, cancel))
+        try:
+            yield
+        finally:
+            _PLACE.reset(token)
+
     def _confirm_base_url(self) -> None:
         """
         Before a 404 counts as a missing chat.
@@ -532,22 +580,7 @@ class RequestSender:
             except HelpCrunchError as err:
                 if err.status_code != 404:
                     raise
-                raise HelpCrunchConfigError(
-                    f"HelpCrunch's API was not found at {self.base_url} (it answered 404 to "
-                    f"GET /chats too): check the API base URL of {self._where}",
-                    status_code=404,
-                    errors=err.errors,
-                    errors_left_out=err.errors_left_out,
-                ) from None
-
-    def _cancelled(self, action: str, chat_id: int | None) -> HelpCrunchCancelledError:
-        about = about_chat(chat_id)
-        return HelpCrunchCancelledError(f"{action}{about} was not sent: cancelled", chat_id=chat_id)
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter: half fixed, half random, capped at ``retry_backoff_max``."""
-        ceiling = min(self.retry_backoff_max, self.retry_backoff * 2.0 ** (attempt - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+                raise self._base_url_not_found(err) from None
 
 
 # ---------------------------------------------------------------------- helpers

@@ -94,7 +94,8 @@ class SharedWindow:
     """
     The Redis side of the pacer: take a slot (or learn how long to wait), free it a window after completion.
 
-    :param client: a ``redis.Redis`` client (from Airflow's ``RedisHook``).
+    :param client: a ``redis.Redis`` client (from Airflow's ``RedisHook``), or a ``redis.asyncio.Redis`` one
+        for the ``a``-prefixed methods.
     :param key: the account's key prefix (:func:`account_key`).
     :param limit: requests allowed in any ``window``.
     :param window: the window's length in seconds.
@@ -142,3 +143,19 @@ class SharedWindow:
     @staticmethod
     def new_token() -> str:
         return uuid.uuid4().hex
+
+    # The same with a ``redis.asyncio`` client, whose scripts are awaited: for the triggerer's event loop.
+
+    async def atry_acquire(self, token: str) -> float:
+        """Take a slot for ``token`` as :meth:`try_acquire` does, without blocking the event loop."""
+        interval = self.window / self.limit
+        args: Sequence[Any] = (self._time(), self.limit, self.window, interval, self.lease, token)
+        return float(await self._acquire(keys=[self._slots, self._next], args=args))
+
+    async def arelease(self, token: str) -> None:
+        """Free the slot of ``token``'s request as :meth:`release` does, asynchronously."""
+        await self._release(keys=[self._slots], args=(self._time(), self.window, token))
+
+    async def apause(self, seconds: float) -> None:
+        """Hold every hook's next start as :meth:`pause` does, without blocking the event loop."""
+        await self._pause(keys=[self._next], args=(self._time(), seconds))

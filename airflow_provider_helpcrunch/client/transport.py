@@ -117,21 +117,41 @@ def send_once(
 
 
 def _read_body(response: requests.Response, max_bytes: int, deadline: float) -> bytes:
-    declared = response.headers.get("Content-Length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
-        raise ResponseTooLarge(
-            f"the answer's body is {int(declared):,} bytes; at most {max_bytes:,} are read"
-        )
-    chunks: list[bytes] = []
-    size = 0
+    body = BodyReader(response.headers, max_bytes)
     for chunk in response.iter_content(_CHUNK):
-        size += len(chunk)
-        if size > max_bytes:
-            raise ResponseTooLarge(f"the answer's body is over {max_bytes:,} bytes, the most that is read")
-        chunks.append(chunk)
+        body.add(chunk)
         if time.monotonic() >= deadline:
             raise AttemptTimeout("the answer was still arriving at the attempt's deadline")
-    return b"".join(chunks)
+    return body.read()
+
+
+class BodyReader:
+    """
+    An answer's body, read chunk by chunk up to ``max_bytes`` (the sync and async transports share it).
+
+    :raises ResponseTooLarge: as soon as the declared length or the bytes read pass ``max_bytes``.
+    """
+
+    def __init__(self, headers: Mapping[str, str], max_bytes: int) -> None:
+        declared = headers.get("Content-Length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
+            raise ResponseTooLarge(
+                f"the answer's body is {int(declared):,} bytes; at most {max_bytes:,} are read"
+            )
+        self._max = max_bytes
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: bytes) -> None:
+        """Take one chunk of the body."""
+        self._size += len(chunk)
+        if self._size > self._max:
+            raise ResponseTooLarge(f"the answer's body is over {self._max:,} bytes, the most that is read")
+        self._chunks.append(chunk)
+
+    def read(self) -> bytes:
+        """Return the whole body."""
+        return b"".join(self._chunks)
 
 
 # ---------------------------------------------------------------------- the deadline, at the socket

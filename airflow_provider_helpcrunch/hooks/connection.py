@@ -359,8 +359,49 @@ def redis_client(redis_conn_id: str) -> Any:
     client.connection_pool.connection_kwargs.update(
         socket_timeout=REDIS_TIMEOUT,
         socket_connect_timeout=REDIS_TIMEOUT,
-        retry_on_timeout=False,
         retry_on_error=[],
     )
     client.set_retry(Retry(NoBackoff(), 0))
     return client
+
+
+async def aget_connection(conn_id: str) -> Connection:
+    """Read an Airflow connection without blocking the event loop (Airflow 3's lookup, else a thread)."""
+    from airflow.providers.common.compat.sdk import BaseHook
+
+    lookup = getattr(BaseHook, "aget_connection", None)
+    if lookup is not None:
+        return await lookup(conn_id)  # type: ignore[no-any-return]
+    from asgiref.sync import sync_to_async
+
+    connection: Connection = await sync_to_async(BaseHook.get_connection)(conn_id)
+    return connection
+
+
+async def aredis_client(redis_conn_id: str) -> Any:
+    """
+    Return a ``redis.asyncio`` client for an Airflow ``redis`` connection, bounded as :func:`redis_client`.
+
+    Host, port, login, password, and the extras ``db`` and ``ssl`` are read as Airflow's Redis provider reads
+    them (no cluster mode).
+    """
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    from airflow_provider_helpcrunch.client.shared_window import REDIS_TIMEOUT
+
+    connection = await aget_connection(redis_conn_id)
+    extra = connection.extra_dejson
+    password = connection.password
+    return Redis(
+        host=connection.host or "localhost",
+        port=connection.port or 6379,
+        username=connection.login or None,
+        password=None if str(password).lower() in ("none", "false", "") else password,
+        db=int(extra.get("db") or 0),
+        ssl=bool(extra.get("ssl", False)),
+        socket_timeout=REDIS_TIMEOUT,
+        socket_connect_timeout=REDIS_TIMEOUT,
+        retry=Retry(NoBackoff(), 0),
+    )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret
 
 from airflow_provider_helpcrunch.client import MAX_CONNECTIONS, HelpCrunchClient, unread_filter
+from airflow_provider_helpcrunch.client.async_client import AsyncHelpCrunchClient
 from airflow_provider_helpcrunch.client.rate_limit import SlidingWindowRateLimiter
 from airflow_provider_helpcrunch.client.sending import Timing
 from airflow_provider_helpcrunch.client.shared_window import SharedWindow, account_key
@@ -16,6 +17,8 @@ from airflow_provider_helpcrunch.hooks.connection import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
     HelpCrunchSettings,
+    aget_connection,
+    aredis_client,
     connection_form_widgets,
     redis_client,
     resolve_settings,
@@ -112,16 +115,19 @@ class HelpCrunchHook(BaseHook):
     @cached_property
     def _scrub(self) -> Scrubber:
         """Takes the API key, as stored and as used, out of any text built from outside."""
-        raw = self._connection.password or ""
-        return Scrubber(raw, raw.strip())
+        return _scrubber(self._connection)
 
     @cached_property
     def settings(self) -> HelpCrunchSettings:
         """The connection resolved and checked; raises :class:`HelpCrunchConfigError` when unusable."""
-        for form in self._scrub.forms:
+        return self._resolve(self._connection, self._scrub)
+
+    def _resolve(self, connection: Connection, scrub: Scrubber) -> HelpCrunchSettings:
+        """Mask the key in every form, and resolve the connection with this hook's arguments."""
+        for form in scrub.forms:
             mask_secret(form)
         return resolve_settings(
-            self._connection,
+            connection,
             self.helpcrunch_conn_id,
             requests_per_minute=self._requests_per_minute,
             timeout=self._timeout,
@@ -133,29 +139,35 @@ class HelpCrunchHook(BaseHook):
     def rate_limiter(self) -> SlidingWindowRateLimiter:
         """The pacer every request of this hook goes through."""
         settings = self.settings
+        shared = None
+        if settings.redis_conn_id is not None:
+            try:
+                shared = self._shared_window(settings, redis_client(settings.redis_conn_id))
+            except Exception as err:  # no task fails because of the shared window: it paces on its own
+                self._redis_unusable(settings, err, self._scrub)
+        return self._pacer(settings, shared)
+
+    def _pacer(self, settings: HelpCrunchSettings, shared: SharedWindow | None) -> SlidingWindowRateLimiter:
         return SlidingWindowRateLimiter(
             settings.requests_per_minute,
             window=self.timing.window,
             clock=self.timing.clock,
             sleep=self.timing.pacer_sleep,
-            shared=self._shared_window(settings),
+            asleep=self.timing.asleep,
+            shared=shared,
             log=self.log,
         )
 
-    def _shared_window(self, settings: HelpCrunchSettings) -> SharedWindow | None:
-        """Return the account's window in Redis, when the connection (or the hook) names one."""
-        if settings.redis_conn_id is None:
-            return None
-        try:
-            client = redis_client(settings.redis_conn_id)
-        except Exception as err:  # no task fails because of the shared window: it paces on its own
-            self.log.warning(
-                "Redis connection %r cannot be used (%s: %s); this hook paces on its own.",
-                settings.redis_conn_id,
-                type(err).__name__,
-                self._scrub.quote(str(err)),
-            )
-            return None
+    def _redis_unusable(self, settings: HelpCrunchSettings, err: Exception, scrub: Scrubber) -> None:
+        self.log.warning(
+            "Redis connection %r cannot be used (%s: %s); this hook paces on its own.",
+            settings.redis_conn_id,
+            type(err).__name__,
+            scrub.quote(str(err)),
+        )
+
+    def _shared_window(self, settings: HelpCrunchSettings, client: Any) -> SharedWindow:
+        """Return the account's window in Redis, through ``client`` (sync or async)."""
         self.log.info(
             "Pacing shares the account's window of %d requests per %.0f s through Redis connection %r",
             settings.requests_per_minute,
@@ -185,23 +197,49 @@ class HelpCrunchHook(BaseHook):
     @cached_property
     def client(self) -> HelpCrunchClient:
         """The API client, built once from the connection's settings and this hook's arguments."""
-        settings = self.settings
+        return HelpCrunchClient(**self._client_arguments(self.settings, self.rate_limiter, self._scrub))
+
+    def _client_arguments(
+        self, settings: HelpCrunchSettings, pacer: SlidingWindowRateLimiter, scrub: Scrubber
+    ) -> dict[str, Any]:
+        """Return what the sync and the async client are built from."""
         mask_secret(f"Bearer {settings.api_key}")
-        return HelpCrunchClient(
-            base_url=settings.base_url,
-            api_key=settings.api_key,
-            rate_limiter=self.rate_limiter,
-            scrub=self._scrub,
-            timeout=settings.timeout,
-            max_retries=settings.max_retries,
-            retry_backoff=self.retry_backoff,
-            retry_backoff_max=self.retry_backoff_max,
-            rate_limit_wait=self.rate_limit_wait,
-            where=f"Airflow connection {self.helpcrunch_conn_id!r}",
-            clock=self.timing.clock,
-            sleep=self.timing.sleep,
-            log=self.log,
-        )
+        return {
+            "base_url": settings.base_url,
+            "api_key": settings.api_key,
+            "rate_limiter": pacer,
+            "scrub": scrub,
+            "timeout": settings.timeout,
+            "max_retries": settings.max_retries,
+            "retry_backoff": self.retry_backoff,
+            "retry_backoff_max": self.retry_backoff_max,
+            "rate_limit_wait": self.rate_limit_wait,
+            "where": f"Airflow connection {self.helpcrunch_conn_id!r}",
+            "clock": self.timing.clock,
+            "sleep": self.timing.sleep,
+            "log": self.log,
+        }
+
+    async def aget_client(self) -> AsyncHelpCrunchClient:
+        """
+        Return a client for an event loop (a trigger's), made without blocking it.
+
+        The connection (and the Redis one, with ``redis_conn_id``) is read asynchronously; the client keeps
+        the sync one's promises (:mod:`airflow_provider_helpcrunch.client.async_client`). Close it with
+        ``await client.aclose()``.
+        """
+        connection = await aget_connection(self.helpcrunch_conn_id)
+        scrub = _scrubber(connection)
+        settings = self._resolve(connection, scrub)
+        shared = None
+        if settings.redis_conn_id is not None:
+            try:
+                shared = self._shared_window(settings, await aredis_client(settings.redis_conn_id))
+            except Exception as err:  # as on the sync path: the pacer paces on its own
+                self._redis_unusable(settings, err, scrub)
+        arguments = self._client_arguments(settings, self._pacer(settings, shared), scrub)
+        arguments.pop("sleep")
+        return AsyncHelpCrunchClient(asleep=self.timing.asleep, **arguments)
 
     def get_conn(self) -> requests.Session:
         """
@@ -385,3 +423,9 @@ class HelpCrunchHook(BaseHook):
         except Exception as err:  # the UI shows the message; never let a surprise escape as a 500
             return False, f"{type(err).__name__}: {self._scrub.quote(str(err))}"
         return True, f"Connected to HelpCrunch at {self.settings.base_url}"
+
+
+def _scrubber(connection: Connection) -> Scrubber:
+    """Return what takes the connection's API key, as stored and as used, out of text built from outside."""
+    raw = connection.password or ""
+    return Scrubber(raw, raw.strip())

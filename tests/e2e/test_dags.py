@@ -422,3 +422,28 @@ def _queued(dag_id: str) -> list[str]:
 
             rows = session.query(Model.uri).join(Queue, Queue.dataset_id == Model.id)
         return sorted(uri for (uri,) in rows.filter(Queue.target_dag_id == dag_id).all())
+
+
+@pytest.mark.parametrize("dag_id", ["helpcrunch_sensor_poke", "helpcrunch_sensor_deferred"])
+def test_the_sensor_waits_for_the_chats_then_hands_them_on(dagbag, make_helpcrunch_standin, dag_id):
+    standin = make_helpcrunch_standin(chats=0, api_key=API_KEY, requests_per_minute=6000)
+    for n in range(6):
+        standin.add_chat(id=7100 + n, status="pending" if n == 0 else "opened", readByAgent=False)
+    searches: list[float] = []
+
+    def agent(record) -> None:  # after the first search, an agent puts two more chats on pending
+        if record.path.endswith("/chats/search") and record.status == 200:
+            searches.append(record.time)
+            if len(searches) == 1:
+                standin.update_chat(7101, status="pending")
+                standin.update_chat(7102, status="pending")
+
+    standin.on_request = agent
+
+    dag_run, states = run(dagbag.get_dag(dag_id))
+
+    assert dag_run.state == "success", states
+    chats = standin.chats
+    assert [i for i in sorted(chats) if chats[i]["readByAgent"]] == [7100, 7101, 7102]
+    assert len(searches) == 2  # the first search found 1 of 3; the next, 15 s later, all 3
+    assert searches[1] - searches[0] >= 14.0

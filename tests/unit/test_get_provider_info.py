@@ -44,7 +44,7 @@ def test_entry_point_resolves_to_get_provider_info():
 
 def test_declared_modules_and_classes_import():
     info = get_provider_info()
-    for section in ("hooks", "operators"):
+    for section in ("hooks", "operators", "sensors", "triggers"):
         for entry in info[section]:
             for module in entry["python-modules"]:
                 importlib.import_module(module)

@@ -21,7 +21,9 @@ LAYERS = {
     "schemas": 0,
     "client": 1,
     "hooks": 2,
+    "triggers": 3,
     "operators": 3,
+    "sensors": 4,
     "transfers": 4,
     "testing": 4,  # the stand-in and its helpers, for users' tests
     "get_provider_info": 5,  # what Airflow reads of the whole provider

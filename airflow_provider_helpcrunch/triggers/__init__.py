@@ -1,0 +1,1 @@
+"""Triggers of the HelpCrunch provider: they run in the triggerer."""

@@ -1,0 +1,154 @@
+"""
+The rules of polling HelpCrunch for changed chats, free of I/O and of time: the caller gives both.
+
+HelpCrunch's search filters on ``chats.updatedAt`` but a chat does not carry it back, so the cursor is a time:
+each poll asks for the chats changed since the previous poll started, less an ``overlap`` for clock skew and
+index lag. A chat in the overlap that was reported already, and still looks the same, is not reported again;
+one that looks different is (it changed again). Nothing seen in the overlap is skipped; a change can be
+reported twice only after a restart that lost the memory of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any
+
+from airflow_provider_helpcrunch.client.checks import check_int
+from airflow_provider_helpcrunch.client.filters import normalize_filters
+from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
+
+#: the shortest poll interval: one request a poll, so a watcher takes at most 4 of the account's 120 a minute.
+MIN_POLL_INTERVAL = 15.0
+DEFAULT_POLL_INTERVAL = 60.0
+#: how far back of the previous poll's start a poll reaches: HelpCrunch's clock and index may lag ours.
+DEFAULT_OVERLAP = 300.0
+#: the most chat IDs one event carries (its ``count`` says how many changed in all).
+DEFAULT_MAX_IDS = 1000
+MAX_MAX_IDS = 10_000
+#: the most chats remembered between polls (and kept across a restart) to tell a repeat from a change.
+MAX_REMEMBERED = 5000
+STATE_FORMAT = 1
+
+
+def filter_rows(filters: Any) -> list[list[Any]]:
+    """
+    Check ``filters`` as a search does, and return them as ``[field, operator, value]`` lists.
+
+    A trigger's kwargs are hashed to identify it: lists of scalars hash the same in the DAG and in the
+    database (a list of dicts does not, and the watcher would never attach).
+    """
+    return [[row["field"], row["operator"], row["value"]] for row in normalize_filters(filters)]
+
+
+def check_poll_interval(seconds: Any) -> float:
+    """``poll_interval``: a number of seconds, at least :data:`MIN_POLL_INTERVAL`."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= MIN_POLL_INTERVAL:
+        raise HelpCrunchConfigError(
+            f"poll_interval must be a number of seconds of at least {MIN_POLL_INTERVAL:g} (one request a "
+            f"poll: a watcher stays under a few percent of the account's 120 a minute), got {seconds!r}"
+        )
+    return float(seconds)
+
+
+def check_overlap(seconds: Any) -> float:
+    """``overlap``: a number of seconds, 0 or more."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+        raise HelpCrunchConfigError(f"overlap must be a number of seconds, 0 or more, got {seconds!r}")
+    return float(seconds)
+
+
+def check_max_ids(value: Any) -> int:
+    """``max_ids``: how many chat IDs an event carries at most."""
+    return check_int(value, "max_ids", maximum=MAX_MAX_IDS)
+
+
+def fingerprint(chat: dict[str, Any]) -> str:
+    """Return what a chat looks like, in 16 hex digits: a chat that changed looks different."""
+    text = json.dumps(chat, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class ChangeWatch:
+    """
+    A watcher's cursor and memory, and what each poll reports.
+
+    :param overlap: how far back of the previous poll's start a poll reaches, in seconds.
+    :param max_ids: the most chat IDs one event carries.
+    """
+
+    def __init__(self, *, overlap: float, max_ids: int) -> None:
+        self.overlap = overlap
+        self.max_ids = max_ids
+        self.cursor: float | None = None
+        #: chat id -> (its fingerprint when reported, when it was reported)
+        self.seen: dict[int, tuple[str, float]] = {}
+
+    def since(self, now: float) -> int:
+        """Return the ``updatedAt`` a poll starting ``now`` asks from (at first: the overlap before now)."""
+        start = now if self.cursor is None else self.cursor
+        return math.floor(start - self.overlap)
+
+    def take(self, chats: list[dict[str, Any]], started: float) -> dict[str, Any] | None:
+        """
+        Take the chats a poll started at ``started`` found; return the event to send, or ``None``.
+
+        The event says the window it covers (``since`` to the poll's start) and the changed chats' IDs, at
+        most ``max_ids`` of them; ``count`` is how many changed in all.
+        """
+        since = self.since(started)
+        changed: list[int] = []
+        for chat in chats:
+            look = fingerprint(chat)
+            known = self.seen.get(chat["id"])
+            if known is None or known[0] != look:
+                changed.append(chat["id"])
+            self.seen[chat["id"]] = (look, started if known is None or known[0] != look else known[1])
+        self.cursor = started
+        self._forget(started)
+        if not changed:
+            return None
+        return {
+            "chat_ids": changed[: self.max_ids],
+            "count": len(changed),
+            "truncated": len(changed) > self.max_ids,
+            "window": {"start": since, "end": math.ceil(started)},
+        }
+
+    def _forget(self, now: float) -> None:
+        """Forget the chats reported before the next poll's reach (they cannot come back unchanged)."""
+        reach = self.since(now)
+        self.seen = {chat_id: seen for chat_id, seen in self.seen.items() if seen[1] >= reach}
+        if len(self.seen) > MAX_REMEMBERED:  # the oldest reports go first: at worst, reported once more
+            newest = sorted(self.seen.items(), key=lambda item: item[1][1])[-MAX_REMEMBERED:]
+            self.seen = dict(newest)
+
+    # ------------------------------------------------------------------ kept across restarts
+
+    def state(self) -> dict[str, Any]:
+        """Return the cursor and memory as JSON, for the asset state store."""
+        return {
+            "format": STATE_FORMAT,
+            "cursor": self.cursor,
+            "seen": {str(chat_id): [look, at] for chat_id, (look, at) in self.seen.items()},
+        }
+
+    def restore(self, state: Any) -> bool:
+        """Take a state written by :meth:`state`; return whether it was usable (else nothing is taken)."""
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            return False
+        cursor, seen = state.get("cursor"), state.get("seen")
+        if not isinstance(cursor, (int, float)) or isinstance(cursor, bool) or not isinstance(seen, dict):
+            return False
+        restored: dict[int, tuple[str, float]] = {}
+        for key, value in seen.items():
+            if not (isinstance(key, str) and key.isascii() and key.isdigit()):
+                return False
+            if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)):
+                return False
+            if isinstance(value[1], bool) or not isinstance(value[1], (int, float)):
+                return False
+            restored[int(key)] = (value[0], float(value[1]))
+        self.cursor, self.seen = float(cursor), restored
+        return True
