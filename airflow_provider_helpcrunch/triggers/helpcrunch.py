@@ -24,10 +24,12 @@ from airflow_provider_helpcrunch.triggers.polling import (
     DEFAULT_MAX_IDS,
     DEFAULT_OVERLAP,
     DEFAULT_POLL_INTERVAL,
+    DEFAULT_WATCH_FIELDS,
     ChangeWatch,
     check_max_ids,
     check_overlap,
     check_poll_interval,
+    check_watch_fields,
     filter_rows,
 )
 
@@ -93,7 +95,9 @@ class HelpCrunchChatsChangedTrigger(_Polling, BaseEventTrigger):
     most ``max_ids`` of them (``count`` says how many in all; when ``truncated``, search the window).
 
     One request a poll when nothing changed. The cursor is a time that reaches ``overlap`` seconds back
-    of the previous poll's start; a chat seen there already, and unchanged, is not reported again. On
+    of the previous poll's start; a chat found there again whose ``watch_fields`` are as reported is not
+    reported again (the read flags and the snooze are not watched by default: a DAG's own writes do not
+    start it again). On
     Airflow 3.3 the cursor is kept in the asset's state store, so a restart of the triggerer loses no
     change (the last poll's changes may be reported again); before 3.3 a restart starts from the overlap
     before the first poll. 429s, 5xx, timeouts and dropped connections are waited out or retried as on
@@ -105,6 +109,9 @@ class HelpCrunchChatsChangedTrigger(_Polling, BaseEventTrigger):
     :param poll_interval: seconds between two polls (default 60, at least 15).
     :param overlap: seconds a poll reaches back of the previous one's start (default 300).
     :param max_ids: the most chat IDs an event carries (default 1000).
+    :param watch_fields: the chat fields whose change makes a chat found again in the overlap a change
+        (default ``status``, ``assignee``, ``department``, ``closedAt``, ``lastMessageAt``,
+        ``lastMessageId``).
     :param requests_per_minute: this trigger's pace (default: the connection's).
     :param redis_conn_id: share the account's request budget through this Redis connection (default: the
         connection's).
@@ -118,11 +125,13 @@ class HelpCrunchChatsChangedTrigger(_Polling, BaseEventTrigger):
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         overlap: float = DEFAULT_OVERLAP,
         max_ids: int = DEFAULT_MAX_IDS,
+        watch_fields: list[str] | tuple[str, ...] = DEFAULT_WATCH_FIELDS,
         requests_per_minute: int | None = None,
         redis_conn_id: str | None = None,
     ) -> None:
         super().__init__()
         self.helpcrunch_conn_id = helpcrunch_conn_id
+        self.watch_fields = check_watch_fields(watch_fields)
         self.filters = filter_rows(filters)
         if any(row[0] == "chats.updatedAt" for row in self.filters):
             raise HelpCrunchConfigError("filters must not filter on updatedAt: the trigger's cursor does")
@@ -141,13 +150,14 @@ class HelpCrunchChatsChangedTrigger(_Polling, BaseEventTrigger):
                 "poll_interval": self.poll_interval,
                 "overlap": self.overlap,
                 "max_ids": self.max_ids,
+                "watch_fields": self.watch_fields,
                 "requests_per_minute": self.requests_per_minute,
                 "redis_conn_id": self.redis_conn_id,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        watch = ChangeWatch(overlap=self.overlap, max_ids=self.max_ids)
+        watch = ChangeWatch(overlap=self.overlap, max_ids=self.max_ids, watch_fields=self.watch_fields)
         await self._restore(watch)
         client: AsyncHelpCrunchClient | None = None
         failures = 0

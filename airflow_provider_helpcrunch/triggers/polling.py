@@ -3,9 +3,9 @@ The rules of polling HelpCrunch for changed chats, free of I/O and of time: the 
 
 HelpCrunch's search filters on ``chats.updatedAt`` but a chat does not carry it back, so the cursor is a time:
 each poll asks for the chats changed since the previous poll started, less an ``overlap`` for clock skew and
-index lag. A chat in the overlap that was reported already, and still looks the same, is not reported again;
-one that looks different is (it changed again). Nothing seen in the overlap is skipped; a change can be
-reported twice only after a restart that lost the memory of it.
+index lag. A chat found again in the overlap whose watched fields are as reported is not reported again; one
+whose watched fields differ, or that left the result and came back, is (it changed again). Nothing found is
+skipped; a change can be reported twice only after a restart that lost the memory of it.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ MAX_MAX_IDS = 10_000
 #: the most chats remembered between polls (and kept across a restart) to tell a repeat from a change.
 MAX_REMEMBERED = 5000
 STATE_FORMAT = 1
+#: the fields whose change makes a chat found again in the overlap a change: not the read flags or the snooze,
+#: which write operators set (a DAG's own writes would start it again).
+DEFAULT_WATCH_FIELDS = ("status", "assignee", "department", "closedAt", "lastMessageAt", "lastMessageId")
 
 
 def filter_rows(filters: Any) -> list[list[Any]]:
@@ -64,9 +67,22 @@ def check_max_ids(value: Any) -> int:
     return check_int(value, "max_ids", maximum=MAX_MAX_IDS)
 
 
-def fingerprint(chat: dict[str, Any]) -> str:
-    """Return what a chat looks like, in 16 hex digits: a chat that changed looks different."""
-    text = json.dumps(chat, sort_keys=True, separators=(",", ":"), default=str)
+def check_watch_fields(fields: Any) -> list[str]:
+    """``watch_fields``: chat field names, at least one."""
+    if (
+        isinstance(fields, str)
+        or not isinstance(fields, (list, tuple))
+        or not fields
+        or not all(isinstance(field, str) and field.strip() for field in fields)
+    ):
+        raise HelpCrunchConfigError(f"watch_fields must be a list of chat field names, got {fields!r}")
+    return [field.strip().removeprefix("chats.") for field in fields]
+
+
+def fingerprint(chat: dict[str, Any], fields: list[str]) -> str:
+    """Return what a chat's watched ``fields`` hold, in 16 hex digits: a change there looks different."""
+    watched = {field: chat.get(field) for field in fields}
+    text = json.dumps(watched, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -76,11 +92,13 @@ class ChangeWatch:
 
     :param overlap: how far back of the previous poll's start a poll reaches, in seconds.
     :param max_ids: the most chat IDs one event carries.
+    :param watch_fields: the fields whose change makes a chat found again a change.
     """
 
-    def __init__(self, *, overlap: float, max_ids: int) -> None:
+    def __init__(self, *, overlap: float, max_ids: int, watch_fields: list[str] | None = None) -> None:
         self.overlap = overlap
         self.max_ids = max_ids
+        self.watch_fields = list(watch_fields or DEFAULT_WATCH_FIELDS)
         self.cursor: float | None = None
         #: chat id -> (its fingerprint when reported, when it was reported)
         self.seen: dict[int, tuple[str, float]] = {}
@@ -98,15 +116,22 @@ class ChangeWatch:
         most ``max_ids`` of them; ``count`` is how many changed in all.
         """
         since = self.since(started)
+        # what was reported before this poll's reach cannot come back unchanged: it is not compared
+        known = {chat_id: seen for chat_id, seen in self.seen.items() if seen[1] >= since}
         changed: list[int] = []
+        present: dict[int, tuple[str, float]] = {}
         for chat in chats:
-            look = fingerprint(chat)
-            known = self.seen.get(chat["id"])
-            if known is None or known[0] != look:
+            look = fingerprint(chat, self.watch_fields)
+            earlier = known.get(chat["id"])
+            if earlier is None or earlier[0] != look:
                 changed.append(chat["id"])
-            self.seen[chat["id"]] = (look, started if known is None or known[0] != look else known[1])
+                present[chat["id"]] = (look, started)
+            else:
+                present[chat["id"]] = earlier
+        # only the chats of this result are remembered: one that left it and comes back has changed
+        self.seen = present
         self.cursor = started
-        self._forget(started)
+        self._bound()
         if not changed:
             return None
         return {
@@ -116,10 +141,8 @@ class ChangeWatch:
             "window": {"start": since, "end": math.ceil(started)},
         }
 
-    def _forget(self, now: float) -> None:
-        """Forget the chats reported before the next poll's reach (they cannot come back unchanged)."""
-        reach = self.since(now)
-        self.seen = {chat_id: seen for chat_id, seen in self.seen.items() if seen[1] >= reach}
+    def _bound(self) -> None:
+        """Keep the memory bounded."""
         if len(self.seen) > MAX_REMEMBERED:  # the oldest reports go first: at worst, reported once more
             newest = sorted(self.seen.items(), key=lambda item: item[1][1])[-MAX_REMEMBERED:]
             self.seen = dict(newest)

@@ -196,7 +196,7 @@ class TestFailures:
 class TestRestarts:
     def test_the_cursor_survives_a_restart_through_the_asset_state_store(self):
         store = FakeStore()
-        first = watcher([[chat(1)], [chat(1)], []])
+        first = watcher([[chat(1)], [chat(1)], [chat(1)]])
         first.asset_state_store = store
         events_of(first)
         # kept when the next poll started (the last poll's event had an interval to be stored)

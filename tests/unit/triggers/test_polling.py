@@ -11,6 +11,7 @@ from airflow_provider_helpcrunch.triggers.polling import (
     ChangeWatch,
     check_overlap,
     check_poll_interval,
+    check_watch_fields,
     filter_rows,
 )
 
@@ -71,15 +72,33 @@ class TestDedupe:
         assert event["chat_ids"] == [2, 3]
         assert event["count"] == 2
 
-    def test_what_left_the_reach_is_forgotten(self):
+    def test_a_chat_that_left_the_result_and_came_back_is_reported_again(self):
+        w = watch()
+        w.take([chat(1)], T0)
+        w.take([], T0 + 60)  # reopened: it no longer matches
+        assert w.take([chat(1)], T0 + 120)["chat_ids"] == [
+            1
+        ]  # closed again, as it was: a change all the same
+
+    def test_a_chat_reported_before_the_reach_is_not_compared(self):
         w = watch(overlap=100.0)
         w.take([chat(1)], T0)
-        w.take([], T0 + 50)
-        assert 1 in w.seen  # it may still come back in the next poll's reach
-        w.take([], T0 + 200)
-        assert (
-            1 not in w.seen
-        )  # reported at T0, before this poll's reach (T0 + 100): it cannot come back unchanged
+        assert w.take([chat(1)], T0 + 150) is None  # within the reach (T0 - 100): compared, the same
+        # found by the poll at T0 + 300, whose reach (T0 + 50) is past its report at T0: its updatedAt moved
+        assert w.take([chat(1)], T0 + 300)["chat_ids"] == [1]
+
+    def test_only_the_watched_fields_make_a_change(self):
+        w = watch()
+        w.take([chat(1, readByAgent=False, snoozedUntil=None)], T0)
+        # a DAG's own writes (read flags, snooze) do not start it again
+        assert w.take([chat(1, readByAgent=True, snoozedUntil="1900000000")], T0 + 60) is None
+        assert w.take([chat(1, readByAgent=True, lastMessageAt=T0 + 90)], T0 + 120)["chat_ids"] == [1]
+
+    def test_the_watched_fields_can_be_chosen(self):
+        w = watch(watch_fields=["readByAgent"])
+        w.take([chat(1, readByAgent=False)], T0)
+        assert w.take([chat(1, readByAgent=False, status="opened")], T0 + 60) is None
+        assert w.take([chat(1, readByAgent=True)], T0 + 120)["chat_ids"] == [1]
 
     def test_memory_is_bounded(self):
         w = watch()
@@ -107,7 +126,7 @@ class TestKeptState:
     def test_a_restart_goes_on_from_the_kept_cursor_and_memory(self):
         w = watch()
         w.take([chat(1)], T0)
-        w.take([chat(2)], T0 + 60)
+        w.take([chat(1), chat(2)], T0 + 60)
         again = watch()
         assert again.restore(w.state())
         assert again.since(T0 + 120) == w.since(T0 + 120)
@@ -149,6 +168,11 @@ class TestChecks:
     def test_the_overlap_is_a_number_of_seconds(self, bad):
         with pytest.raises(HelpCrunchConfigError, match="overlap must be"):
             check_overlap(bad)
+
+    @pytest.mark.parametrize("bad", [[], "status", [""], [1], None])
+    def test_watch_fields_are_field_names(self, bad):
+        with pytest.raises(HelpCrunchConfigError, match="watch_fields must be"):
+            check_watch_fields(bad)
 
     def test_filters_become_lists_of_scalars(self):
         rows = filter_rows([("status", "=", "closed"), {"field": "assignee", "operator": "=", "value": "12"}])
