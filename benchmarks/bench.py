@@ -17,7 +17,9 @@ stand-in saw: achieved rate as a fraction of the limit, 429s drawn, chats lost (
 8. every other chat write (status, assignee, department, snooze) at the real 120/min;
 9. the export to object storage: requests against the fewest a client needs, and peak memory at two sizes;
 10. the export under steady agent writes: chats and messages lost against what the stand-in held
-    (``benchmarks/export_under_writes.py``).
+    (``benchmarks/export_under_writes.py``);
+11. the watcher: an idle watcher's requests per hour, and the delay from a change to its DAG run's start
+    with real Airflow 3 processes (``benchmarks/watcher.py``).
 
 ``CASES`` lists them: the full run takes every one, ``--only`` the ones it names. A full run writes
 ``benchmarks/results/results.md``, ``results.json`` and ``throughput.png``; ``--only`` writes
@@ -41,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_helpcrunch.client.rate_limit import rate_per_minute
 from airflow_provider_helpcrunch.testing import HelpCrunchStandIn
 from airflow_provider_helpcrunch.testing.airflow_home import load_dagbag, use_airflow_home
-from benchmarks import export_under_writes
+from benchmarks import export_under_writes, watcher
 from scripts.output_capture import output_to
 
 if TYPE_CHECKING:
@@ -702,6 +704,12 @@ def _under_writes(args: argparse.Namespace) -> Part:
     return Part(table=export_under_writes.table(under_writes), data=under_writes)
 
 
+def _watcher(args: argparse.Namespace) -> Part:
+    step("11. an idle watcher for a simulated hour, then changes to DAG runs with real Airflow 3 processes")
+    result = watcher.rows()
+    return Part(table=watcher.table(result), data=result)
+
+
 #: every case, in the order of the tables; ``--only`` names some of them.
 CASES = [
     Case("limit", 1, "this provider at a scaled and at the real limit", _limit),
@@ -714,6 +722,7 @@ CASES = [
     Case("writes", 8, "every other chat write at 120/min", _writes),
     Case("export", 9, "the export: requests and peak memory", _export),
     Case("under-writes", 10, "the export under agent writes", _under_writes),
+    Case("watcher", 11, "the watcher's idle cost and its delay from a change to a DAG run", _watcher),
 ]
 
 
