@@ -14,6 +14,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import AirflowNotFoundException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_helpcrunch.client.checks import check_int, check_max_chats
@@ -322,7 +323,7 @@ def _next_poll(interval: float, started: float, now: float, failures: int) -> fl
 
 def _said(err: Exception, client: AsyncHelpCrunchClient | None) -> str:
     """Return an error's message for the log: the provider's as they are, others with the key taken out."""
-    if isinstance(err, HelpCrunchError):
+    if isinstance(err, (HelpCrunchError, AirflowNotFoundException)):  # "The conn_id `...` isn't defined"
         return str(err)
     if client is None:
         return "(details withheld: they may quote the connection's secrets)"

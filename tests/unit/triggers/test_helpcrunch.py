@@ -188,9 +188,14 @@ class TestFailures:
         assert trigger.clients == 2  # the connection is read again: it may have been fixed meanwhile
 
     def test_a_failure_is_logged_without_the_key(self, caplog):
+        from airflow.providers.common.compat.sdk import AirflowNotFoundException
+
         from airflow_provider_helpcrunch.triggers.helpcrunch import _said
 
         assert "withheld" in _said(RuntimeError("Bearer secret-key"), None)
+        assert "secret-key" not in _said(RuntimeError("Bearer secret-key"), None)
+        missing = AirflowNotFoundException("The conn_id `helpcrunch_default` isn't defined")
+        assert _said(missing, None) == "The conn_id `helpcrunch_default` isn't defined"
 
 
 class TestRestarts:
