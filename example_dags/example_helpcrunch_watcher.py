@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 import pendulum
+from airflow.providers.common.compat.assets import Asset
 from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
@@ -25,8 +26,8 @@ from airflow_provider_helpcrunch.operators.helpcrunch import MarkChatReadOperato
 from airflow_provider_helpcrunch.triggers.helpcrunch import HelpCrunchChatsChangedTrigger
 
 try:
-    from airflow.sdk import Asset, AssetWatcher
-except ImportError:  # Airflow 2
+    from airflow.sdk import AssetWatcher
+except ImportError:  # Airflow 2: no event-driven scheduling
     AssetWatcher = None  # type: ignore[assignment,misc]
 
 CLOSED = [("status", "=", "closed")]
