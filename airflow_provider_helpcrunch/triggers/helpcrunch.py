@@ -90,19 +90,18 @@ class HelpCrunchChatsChangedTrigger(_Polling, BaseEventTrigger):
     Poll HelpCrunch for chats that changed and match ``filters``; yield one event per poll that found some.
 
     For Airflow 3's ``AssetWatcher``:
-    ``Asset("helpcrunch://chats/closed", watchers=[AssetWatcher(name="closed", trigger=<this>)])``, and a DAG
+    ``Asset("helpcrunch_closed_chats", watchers=[AssetWatcher(name="closed", trigger=<this>)])``, and a DAG
     scheduled on that asset. Each event's payload is ``{"chat_ids": [...], "count": n, "truncated": bool,
     "window": {"start", "end"}}``: the chats changed from ``start`` (UNIX seconds) to the poll's start, at
     most ``max_ids`` of them (``count`` says how many in all; when ``truncated``, search the window).
 
-    One request a poll when nothing changed. The cursor is a time that reaches ``overlap`` seconds back
-    of the previous poll's start; a chat found there again whose ``watch_fields`` are as reported is not
-    reported again (the read flags and the snooze are not watched by default: a DAG's own writes do not
-    start it again). On
-    Airflow 3.3 the cursor is kept in the asset's state store, so a restart of the triggerer loses no
-    change (the last poll's changes may be reported again); before 3.3 a restart starts from the overlap
-    before the first poll. 429s, 5xx, timeouts and dropped connections are waited out or retried as on
-    every request, and a poll that still fails is tried again later: the trigger never ends.
+    One request a poll when nothing changed. The cursor is a time that reaches ``overlap`` seconds back of the
+    previous poll's start; a chat found there again whose ``watch_fields`` are as reported is not reported
+    again (the read flags and the snooze are not watched by default: a DAG's own writes do not start it
+    again). On Airflow 3.3 the cursor is kept in the asset's state store, so a restart of the triggerer loses
+    no change (the last poll's changes may be reported again); before 3.3 a restart starts from the overlap
+    before the first poll. 429s, 5xx, timeouts and dropped connections are waited out or retried as on every
+    request, and a poll that still fails is tried again later: the trigger never ends.
 
     :param helpcrunch_conn_id: the Airflow connection with the HelpCrunch API key.
     :param filters: search filters, as :class:`HelpCrunchSearchChatsOperator` takes them (every one must
