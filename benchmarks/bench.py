@@ -34,6 +34,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 from dataclasses import asdict, dataclass, field
@@ -391,6 +392,8 @@ def client_cost(requests_count: int = 2000) -> dict[str, float]:
     try:
         server.stdout.readline()
         conn = json.loads(server.stdout.readline().split("=", 1)[1].strip().strip("'"))
+        # the stand-in prints a line per request: read them all, or the full pipe would stall it
+        threading.Thread(target=server.stdout.read, daemon=True).start()
         os.environ["AIRFLOW_CONN_HELPCRUNCH_DEFAULT"] = json.dumps(conn)
         ids = [5200 + n % 50 for n in range(requests_count)]
 
