@@ -1,6 +1,6 @@
 # make demo  - run the example cleanup DAG end to end on a local HelpCrunch stand-in (Airflow 3.3)
 # make test  - ruff and mypy, then the whole suite on Airflow 3.3 and on Airflow 2.11 (packaging included)
-# make bench - throughput against the stand-in, side by side with what people write instead (~12 min)
+# make bench - throughput against the stand-in, side by side with what people write instead and the watcher with real Airflow processes (~27 min)
 # Each target creates the virtualenv it needs under .venv/ on first use.
 
 PYTHON ?= python3
