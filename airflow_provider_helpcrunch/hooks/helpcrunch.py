@@ -197,7 +197,8 @@ class HelpCrunchHook(BaseHook):
     @cached_property
     def client(self) -> HelpCrunchClient:
         """The API client, built once from the connection's settings and this hook's arguments."""
-        return HelpCrunchClient(**self._client_arguments(self.settings, self.rate_limiter, self._scrub))
+        arguments = self._client_arguments(self.settings, self.rate_limiter, self._scrub)
+        return HelpCrunchClient(sleep=self.timing.sleep, **arguments)
 
     def _client_arguments(
         self, settings: HelpCrunchSettings, pacer: SlidingWindowRateLimiter, scrub: Scrubber
@@ -216,7 +217,6 @@ class HelpCrunchHook(BaseHook):
             "rate_limit_wait": self.rate_limit_wait,
             "where": f"Airflow connection {self.helpcrunch_conn_id!r}",
             "clock": self.timing.clock,
-            "sleep": self.timing.sleep,
             "log": self.log,
         }
 
@@ -238,7 +238,6 @@ class HelpCrunchHook(BaseHook):
             except Exception as err:  # as on the sync path: the pacer paces on its own
                 self._redis_unusable(settings, err, scrub)
         arguments = self._client_arguments(settings, self._pacer(settings, shared), scrub)
-        arguments.pop("sleep")
         return AsyncHelpCrunchClient(asleep=self.timing.asleep, **arguments)
 
     def get_conn(self) -> requests.Session:

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
-from airflow_provider_helpcrunch.client.checks import check_bool, check_int, check_max_chats
-from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError, HelpCrunchError
+from airflow_provider_helpcrunch.client.checks import check_bool
+from airflow_provider_helpcrunch.exceptions import HelpCrunchError
 from airflow_provider_helpcrunch.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
 from airflow_provider_helpcrunch.triggers.helpcrunch import HelpCrunchSearchTrigger
-from airflow_provider_helpcrunch.triggers.polling import MIN_POLL_INTERVAL, filter_rows
+from airflow_provider_helpcrunch.triggers.polling import check_chat_counts, check_poll_interval, filter_rows
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -67,16 +67,9 @@ class HelpCrunchSearchChatsSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         seconds = poke_interval.total_seconds() if isinstance(poke_interval, timedelta) else poke_interval
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < MIN_POLL_INTERVAL:
-            raise HelpCrunchConfigError(
-                f"poke_interval must be at least {MIN_POLL_INTERVAL:g} seconds (each poke is a search), "
-                f"got {poke_interval!r}"
-            )
+        check_poll_interval(seconds, "poke_interval")
         super().__init__(poke_interval=poke_interval, **kwargs)
-        self.min_chats = check_int(min_chats, "min_chats")
-        self.max_chats = check_max_chats(max_chats)
-        if self.max_chats is not None and self.max_chats < self.min_chats:
-            raise HelpCrunchConfigError(f"max_chats ({max_chats}) must be at least min_chats ({min_chats})")
+        self.min_chats, self.max_chats = check_chat_counts(min_chats, max_chats)
         if not (isinstance(filters, str) and "{{" in filters):
             filter_rows(filters)  # checked now; a template is checked once rendered
         self.filters = filters

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowNotFoundException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_helpcrunch.client.checks import check_int, check_max_chats
 from airflow_provider_helpcrunch.exceptions import HelpCrunchAuthError, HelpCrunchConfigError, HelpCrunchError
 from airflow_provider_helpcrunch.hooks.connection import DEFAULT_CONN_ID
 from airflow_provider_helpcrunch.hooks.helpcrunch import HelpCrunchHook
@@ -27,6 +26,7 @@ from airflow_provider_helpcrunch.triggers.polling import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_WATCH_FIELDS,
     ChangeWatch,
+    check_chat_counts,
     check_max_ids,
     check_overlap,
     check_poll_interval,
@@ -259,10 +259,7 @@ class HelpCrunchSearchTrigger(_Polling, BaseTrigger):
         super().__init__()
         self.helpcrunch_conn_id = helpcrunch_conn_id
         self.filters = filter_rows(filters)
-        self.min_chats = check_int(min_chats, "min_chats")
-        self.max_chats = check_max_chats(max_chats)
-        if self.max_chats is not None and self.max_chats < self.min_chats:
-            raise HelpCrunchConfigError(f"max_chats ({max_chats}) must be at least min_chats ({min_chats})")
+        self.min_chats, self.max_chats = check_chat_counts(min_chats, max_chats)
         self.poll_interval = check_poll_interval(poll_interval)
         self.requests_per_minute = requests_per_minute
         self.redis_conn_id = redis_conn_id

@@ -15,7 +15,7 @@ import json
 import math
 from typing import Any
 
-from airflow_provider_helpcrunch.client.checks import check_int
+from airflow_provider_helpcrunch.client.checks import check_int, check_max_chats
 from airflow_provider_helpcrunch.client.filters import normalize_filters
 from airflow_provider_helpcrunch.exceptions import HelpCrunchConfigError
 
@@ -45,14 +45,22 @@ def filter_rows(filters: Any) -> list[list[Any]]:
     return [[row["field"], row["operator"], row["value"]] for row in normalize_filters(filters)]
 
 
-def check_poll_interval(seconds: Any) -> float:
-    """``poll_interval``: a number of seconds, at least :data:`MIN_POLL_INTERVAL`."""
+def check_poll_interval(seconds: Any, name: str = "poll_interval") -> float:
+    """``poll_interval`` (or a sensor's ``poke_interval``): a number of seconds, at least the floor."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= MIN_POLL_INTERVAL:
         raise HelpCrunchConfigError(
-            f"poll_interval must be a number of seconds of at least {MIN_POLL_INTERVAL:g} (one request a "
-            f"poll: a watcher stays under a few percent of the account's 120 a minute), got {seconds!r}"
+            f"{name} must be at least {MIN_POLL_INTERVAL:g} seconds, a number (one request a poll: a "
+            f"watcher stays under a few percent of the account's 120 a minute), got {seconds!r}"
         )
     return float(seconds)
+
+
+def check_chat_counts(min_chats: Any, max_chats: Any) -> tuple[int, int | None]:
+    """``min_chats`` (a positive int) and ``max_chats`` (``None``, or an int not below ``min_chats``)."""
+    least, most = check_int(min_chats, "min_chats"), check_max_chats(max_chats)
+    if most is not None and most < least:
+        raise HelpCrunchConfigError(f"max_chats ({max_chats}) must be at least min_chats ({min_chats})")
+    return least, most
 
 
 def check_overlap(seconds: Any) -> float:
